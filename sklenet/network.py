@@ -1,0 +1,116 @@
+"""The LeNet-5 network and the input adapter that feeds it.
+
+The architecture is the one of "Classification of Fashion-MNIST Dataset by Using
+LeNet-5": C1 (6 kernels 5x5, padding 2) -> S2 (2x2 pooling) -> C3 (16 kernels 5x5)
+-> S4 (2x2 pooling) -> C5 (120 kernels 5x5) -> F6 (84 units) -> output layer.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["LeNet5", "InputAdapter", "LENET5_INPUT_SIZE"]
+
+#: Height and width of the images the LeNet-5 layers are built for.
+LENET5_INPUT_SIZE = 28
+
+_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+_POOLINGS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 for 28x28 images.
+
+    The forward pass returns one logit per class; apply ``torch.softmax`` to get
+    the probabilities of the study's softmax output layer (the classifier does).
+    Keeping the softmax out of the module lets training use the numerically
+    stable ``CrossEntropyLoss``.
+
+    Parameters
+    ----------
+    in_channels : int, default=1
+        Number of input channels (1 for grayscale, 3 for RGB).
+    n_classes : int, default=10
+        Number of output units, one per class.
+    activation : {"tanh", "relu"}, default="tanh"
+        Non-linearity after every convolution and after F6 (the study uses tanh).
+    pooling : {"avg", "max"}, default="avg"
+        Kind of the 2x2, stride-2 subsampling layers S2 and S4 (the study
+        averages).
+    dropout : float, default=0.0
+        Dropout probability before the F6 and output layers (0 disables it).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklenet import LeNet5
+    >>> net = LeNet5()
+    >>> sum(p.numel() for p in net.parameters())
+    61706
+    >>> net(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(self, in_channels=1, n_classes=10, activation="tanh", pooling="avg",
+                 dropout=0.0):
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}."
+            )
+        if pooling not in _POOLINGS:
+            raise ValueError(f"pooling must be one of {sorted(_POOLINGS)}, got {pooling!r}.")
+        act = _ACTIVATIONS[activation]
+        pool = _POOLINGS[pooling]
+        self.c1 = nn.Conv2d(in_channels, 6, kernel_size=5, padding=2)
+        self.act1 = act()
+        self.s2 = pool(kernel_size=2, stride=2)
+        self.c3 = nn.Conv2d(6, 16, kernel_size=5)
+        self.act3 = act()
+        self.s4 = pool(kernel_size=2, stride=2)
+        self.c5 = nn.Conv2d(16, 120, kernel_size=5)
+        self.act5 = act()
+        self.flatten = nn.Flatten()
+        self.drop5 = nn.Dropout(dropout)
+        self.f6 = nn.Linear(120, 84)
+        self.act6 = act()
+        self.drop6 = nn.Dropout(dropout)
+        self.output = nn.Linear(84, n_classes)
+
+    def forward(self, x):
+        x = self.s2(self.act1(self.c1(x)))
+        x = self.s4(self.act3(self.c3(x)))
+        x = self.flatten(self.act5(self.c5(x)))
+        x = self.act6(self.f6(self.drop5(x)))
+        return self.output(self.drop6(x))
+
+
+class InputAdapter(nn.Module):
+    """Turn the images a user passes into what LeNet-5 expects.
+
+    Casts the pixels to float32, standardizes each channel with statistics learned
+    from the training data (so uint8 0-255 pixels and 0-1 floats train alike), and
+    resizes any other height/width to 28x28 with bilinear interpolation, so the
+    LeNet-5 layers keep their exact shapes.
+
+    Parameters
+    ----------
+    mean : sequence of float
+        Per-channel mean of the training pixels.
+    std : sequence of float
+        Per-channel standard deviation of the training pixels (must be > 0).
+    """
+
+    def __init__(self, mean, std):
+        super().__init__()
+        mean = torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
+        std = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
+        self.register_buffer("mean", mean)
+        self.register_buffer("inv_std", 1.0 / std)
+
+    def forward(self, x):
+        x = (x.float() - self.mean) * self.inv_std
+        if x.shape[-2:] != (LENET5_INPUT_SIZE, LENET5_INPUT_SIZE):
+            x = F.interpolate(x, size=(LENET5_INPUT_SIZE, LENET5_INPUT_SIZE),
+                              mode="bilinear", align_corners=False)
+        return x
