@@ -1,0 +1,124 @@
+"""In-memory mini-batching for skorch.
+
+skorch's default ``DataLoader`` fetches samples one at a time through
+``Dataset.__getitem__`` and collates them; for a network as small as LeNet-5 that
+per-sample Python work costs as much as the arithmetic. Here a batch is one
+indexing operation on a preloaded tensor, with the same shuffling a
+``RandomSampler`` driven by the same generator would produce.
+"""
+
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["TensorSubset", "BatchIterator", "RandomShiftFlip"]
+
+
+class TensorSubset(Dataset):
+    """Rows ``indices`` of the tensors ``X`` and ``y``, without copying them.
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        All samples, first dimension indexing them.
+    y : torch.Tensor or None
+        Targets aligned with ``X``.
+    indices : torch.Tensor of int64 or None
+        The rows that belong to this subset; ``None`` means all rows.
+    """
+
+    def __init__(self, X, y=None, indices=None):
+        self.X = X
+        self.y = y
+        self.indices = indices
+
+    def __len__(self):
+        return len(self.X) if self.indices is None else len(self.indices)
+
+    def __getitem__(self, i):
+        """Sample(s) ``i``; ``i`` may be an int, a slice or a tensor of positions."""
+        rows = i if self.indices is None else self.indices[i]
+        if self.y is None:
+            return self.X[rows], torch.empty(0)
+        return self.X[rows], self.y[rows]
+
+
+class BatchIterator:
+    """Iterate over a :class:`TensorSubset` in mini-batches.
+
+    Each pass (epoch) draws a fresh permutation from a generator seeded once
+    with ``seed``, exactly as ``torch.utils.data.RandomSampler(dataset,
+    generator=torch.Generator().manual_seed(seed))`` would order the samples.
+
+    Parameters
+    ----------
+    dataset : TensorSubset
+        The samples.
+    batch_size : int
+        Samples per batch; the last batch may be smaller.
+    shuffle : bool, default=False
+        Visit the samples in a new random order each epoch.
+    seed : int, default=0
+        Seed of the generator used for shuffling and ``transform``.
+    transform : callable or None, default=None
+        ``transform(X_batch, generator)`` applied to each training batch
+        (data augmentation).
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=False, seed=0, transform=None):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.transform = transform
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def __len__(self):
+        return -(-len(self.dataset) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.dataset)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else None
+        for start in range(0, n, self.batch_size):
+            if order is None:
+                Xb, yb = self.dataset[start:start + self.batch_size]
+            else:
+                Xb, yb = self.dataset[order[start:start + self.batch_size]]
+            if self.transform is not None:
+                Xb = self.transform(Xb, self.generator)
+            yield Xb, yb
+
+
+class RandomShiftFlip:
+    """Light image augmentation: random translations and horizontal flips.
+
+    Parameters
+    ----------
+    max_shift : int, default=0
+        Each image moves by up to this many pixels along each axis; the pixels
+        uncovered are filled with zeros (the background of MNIST-like data).
+    flip : bool, default=False
+        Mirror each image left-right with probability 0.5.
+    """
+
+    def __init__(self, max_shift=0, flip=False):
+        self.max_shift = max_shift
+        self.flip = flip
+
+    def __call__(self, X, generator):
+        if self.max_shift:
+            X = self._shift(X, generator)
+        if self.flip:
+            mirror = torch.rand(len(X), generator=generator) < 0.5
+            X = torch.where(mirror.view(-1, 1, 1, 1), X.flip(-1), X)
+        return X
+
+    def _shift(self, X, generator):
+        s = self.max_shift
+        n, _, h, w = X.shape
+        padded = torch.nn.functional.pad(X, (s, s, s, s))
+        dy = torch.randint(0, 2 * s + 1, (n, 1, 1), generator=generator)
+        dx = torch.randint(0, 2 * s + 1, (n, 1, 1), generator=generator)
+        rows = torch.arange(h).view(1, h, 1) + dy
+        cols = torch.arange(w).view(1, 1, w) + dx
+        # Channels-last gather: one advanced index picks a (h, w) window per image.
+        windows = padded.permute(0, 2, 3, 1)[torch.arange(n).view(n, 1, 1), rows, cols]
+        return windows.permute(0, 3, 1, 2).contiguous()

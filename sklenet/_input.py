@@ -1,0 +1,180 @@
+"""Checks and conversions of the images and labels users pass in."""
+
+import math
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.exceptions import DataConversionWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import column_or_1d
+
+__all__ = [
+    "flatten_images",
+    "resolve_image_shape",
+    "channel_mean_std",
+    "encode_targets",
+    "decode_predictions",
+    "split_validation",
+]
+
+
+def flatten_images(X):
+    """Return ``(X_2d, sample_shape)``: image stacks become flat rows.
+
+    sklearn's validation works on 2-D tables, so ``(n, H, W)`` and
+    ``(n, C, H, W)`` arrays are viewed as ``(n, H*W*C)`` rows and their per-sample
+    shape is returned alongside; tables (including DataFrames and sparse
+    matrices) pass through with ``sample_shape=None``.
+    """
+    if sp.issparse(X) or hasattr(X, "columns") or isinstance(X, str):
+        return X, None
+    ndim = getattr(X, "ndim", None)
+    if ndim is None and isinstance(X, (list, tuple)):
+        try:
+            ndim = np.ndim(X)
+        except ValueError:  # ragged nested lists: let check_array report them
+            return X, None
+    if ndim is None or ndim <= 2:
+        return X, None
+    X = np.asarray(X)
+    if X.ndim > 4:
+        raise ValueError(
+            f"Expected images shaped (n_samples, n_features), (n_samples, height, width) "
+            f"or (n_samples, channels, height, width); got an array with shape {X.shape}."
+        )
+    return X.reshape(len(X), -1), X.shape[1:]
+
+
+def resolve_image_shape(n_features, sample_shape=None, image_shape=None):
+    """The ``(channels, height, width)`` of each sample.
+
+    ``image_shape`` (the estimator parameter) wins; then the shape of image-shaped
+    input; flat rows of a perfect-square length ``H*H`` are read as ``1 x H x H``
+    images, any other length ``n`` as a ``1 x 1 x n`` strip (which the network
+    resizes to 28x28 like any other image).
+    """
+    if image_shape is not None:
+        shape = tuple(int(d) for d in image_shape)
+        if len(shape) == 2:
+            shape = (1,) + shape
+        if math.prod(shape) != n_features:
+            raise ValueError(
+                f"image_shape={tuple(image_shape)} holds {math.prod(shape)} values per "
+                f"sample, but X has {n_features} features per sample. Pass "
+                f"image_shape=(height, width) or (channels, height, width) whose product "
+                f"is {n_features}, or image_shape=None to infer it."
+            )
+        return shape
+    if sample_shape is not None:
+        return tuple(sample_shape) if len(sample_shape) == 3 else (1,) + tuple(sample_shape)
+    side = math.isqrt(n_features)
+    if side * side == n_features:
+        return (1, side, side)
+    return (1, 1, n_features)
+
+
+def channel_mean_std(X, n_channels, chunk_rows=4096):
+    """Per-channel mean and standard deviation of flat image rows.
+
+    Computed in float64 over row chunks so a large uint8 or float32 dataset
+    is never copied whole; a constant channel gets a standard deviation of 1.
+    """
+    n = len(X)
+    total = np.zeros(n_channels)
+    for start in range(0, n, chunk_rows):
+        chunk = X[start:start + chunk_rows].reshape(-1, n_channels, X.shape[1] // n_channels)
+        total += chunk.sum(axis=(0, 2), dtype=np.float64)
+    count = n * (X.shape[1] // n_channels)
+    mean = total / count
+    squares = np.zeros(n_channels)
+    for start in range(0, n, chunk_rows):
+        chunk = X[start:start + chunk_rows].reshape(-1, n_channels, X.shape[1] // n_channels)
+        squares += ((chunk - mean[None, :, None]) ** 2).sum(axis=(0, 2))
+    std = np.sqrt(squares / count)
+    std[~(std > 1e-12)] = 1.0
+    return mean, std
+
+
+def encode_targets(y, classes=None):
+    """Turn labels into class indices.
+
+    Returns ``(indices, classes, one_hot)``. ``y`` may hold labels of any
+    sortable kind (ints, strings, bools), or be a one-hot matrix ``(n, k)``,
+    whose classes are its column numbers ``0..k-1``. A column vector gets the
+    usual ``DataConversionWarning``.
+    """
+    y = np.asarray(y) if not hasattr(y, "iloc") else y.to_numpy()
+    one_hot = y.ndim == 2 and y.shape[1] > 1
+    if one_hot:
+        if type_of_target(y) != "multilabel-indicator" or not np.all(y.sum(axis=1) == 1):
+            raise ValueError(
+                f"y has shape {y.shape}, which is read as one-hot labels, but not every row "
+                f"holds exactly one 1 and zeros elsewhere. Pass one-hot rows, or a 1-d array "
+                f"of labels (multilabel targets are not supported)."
+            )
+        indices = y.argmax(axis=1)
+        found = np.arange(y.shape[1])
+    else:
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        found, indices = np.unique(y, return_inverse=True)
+    if classes is None:
+        return indices.astype(np.int64), found, one_hot
+    if one_hot:
+        if y.shape[1] != len(classes):
+            raise ValueError(
+                f"y has {y.shape[1]} one-hot columns but the model knows {len(classes)} "
+                f"classes; refit with fit() to change the classes."
+            )
+        return indices.astype(np.int64), classes, one_hot
+    unknown = np.setdiff1d(found, classes)
+    if len(unknown):
+        raise ValueError(
+            f"y contains labels {unknown.tolist()} that are not in classes "
+            f"{np.asarray(classes).tolist()}. partial_fit can only learn the classes "
+            f"given on its first call; refit with fit() to change them."
+        )
+    indices = np.searchsorted(classes, found)[indices]
+    return indices.astype(np.int64), classes, one_hot
+
+
+def decode_predictions(indices, classes, one_hot, one_hot_dtype):
+    """Labels in the form the estimator was fitted on."""
+    if one_hot:
+        return np.eye(len(classes), dtype=one_hot_dtype)[indices]
+    return classes[indices]
+
+
+def split_validation(y, fraction, seed):
+    """Indices ``(train, valid)`` of a stratified validation split.
+
+    Degrades gracefully for small data: when a class is too small to stratify, the
+    split is a plain shuffled one (with a warning); when there are too few samples
+    to hold any out, everything trains and ``valid`` is ``None`` (with a warning).
+    """
+    n = len(y)
+    indices = np.arange(n)
+    n_valid = math.ceil(fraction * n)
+    if n_valid < 1 or n - n_valid < 1:
+        warnings.warn(
+            f"validation_fraction={fraction} leaves no samples to validate or to train "
+            f"on with {n} samples; training on all of them without validation.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return indices, None
+    try:
+        train, valid = train_test_split(
+            indices, test_size=n_valid, stratify=y, random_state=seed
+        )
+    except ValueError:
+        warnings.warn(
+            f"Some class has too few samples for a stratified validation split of "
+            f"{n_valid} of {n} samples; using a plain random split instead.",
+            UserWarning,
+            stacklevel=3,
+        )
+        train, valid = train_test_split(indices, test_size=n_valid, random_state=seed)
+    return np.sort(train), np.sort(valid)
