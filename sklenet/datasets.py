@@ -828,7 +828,7 @@ def _fill_doc(func, spec, see_also, target_names_doc):
     func.__doc__ = _LOADER_DOC.format(
         name=spec.name,
         dirname=spec.dirname,
-        mirrors="\n        ".join(f"``{m}``" for m in spec.mirrors),
+        mirrors=", ".join(f"``{m}``" for m in spec.mirrors) + ".",
         func=func.__name__,
         see_also=see_also,
         target_names_doc=target_names_doc,
