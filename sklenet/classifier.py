@@ -148,7 +148,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         ``X`` holds flat rows that are not square grayscale images.
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where to train and predict; ``"auto"`` picks CUDA when available. A
-        model trained on CUDA loads and predicts on a CPU-only machine.
+        model trained on CUDA loads and predicts on a CPU-only machine (with a
+        warning); ``net_.device`` tells where the fitted model runs.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialization, the validation split, shuffling, dropout
         and augmentation. An int gives identical predictions on every run on
@@ -182,8 +183,6 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
     net_ : skorch.NeuralNet
         The fitted skorch net; ``net_.module_`` is the PyTorch module
         (input standardization followed by :class:`~sklenet.LeNet5`).
-    device_ : str
-        The device the model was trained on.
 
     See Also
     --------
@@ -298,7 +297,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         self._validate_params()
         self._check_optimizer()
         with _unchanged_on_error(self):
-            X, y, image_shape = self._check_X_y(X, y, reset=True)
+            X, y, sample_shape = self._check_X_y(X, y, reset=True)
+            image_shape = resolve_image_shape(X.shape[1], sample_shape, self.image_shape)
             y, classes, one_hot = encode_targets(y)
             if len(classes) < 2:
                 raise ValueError(
@@ -312,9 +312,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                 and np.array_equal(classes, self.classes_)
             )
             if validation_data is not None:
-                train_idx, valid = np.arange(len(X)), self._check_validation_data(
-                    validation_data, classes, image_shape
-                )
+                train_idx = np.arange(len(X))
+                valid = self._check_validation_data(validation_data, classes)
             elif self.validation_fraction:
                 seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
                 train_idx, valid_idx = split_validation(y, self.validation_fraction, seed)
@@ -357,7 +356,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                 f"change the classes."
             )
         with _unchanged_on_error(self):
-            X, y, image_shape = self._check_X_y(X, y, reset=first_call)
+            X, y, sample_shape = self._check_X_y(X, y, reset=first_call)
             if first_call:
                 known = None if classes is None else np.unique(classes)
                 if known is None and np.ndim(y) == 1:
@@ -368,7 +367,9 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                 y, found, one_hot = encode_targets(y, known)
                 if len(found) < 2:
                     raise ValueError("classes must name at least 2 classes.")
-                self.image_shape_ = image_shape
+                self.image_shape_ = resolve_image_shape(
+                    X.shape[1], sample_shape, self.image_shape
+                )
                 self.classes_ = found
                 self._one_hot = one_hot
             else:
@@ -402,25 +403,15 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
             self, X, y, reset=reset, dtype=(np.float32, np.uint8), order="C",
             multi_output=True,
         )
-        if reset:
-            image_shape = resolve_image_shape(X.shape[1], sample_shape, self.image_shape)
-        else:
-            image_shape = self.image_shape_
-        return X, y, image_shape
+        return X, y, sample_shape
 
-    def _check_validation_data(self, validation_data, classes, image_shape):
+    def _check_validation_data(self, validation_data, classes):
         try:
             X_val, y_val = validation_data
         except (TypeError, ValueError):
-            raise ValueError(
-                "validation_data must be a pair (X_val, y_val)."
-            ) from None
-        X_val, y_val = self._check_X_y(X_val, y_val, reset=False)
-        if X_val.shape[1] != int(np.prod(image_shape)):
-            raise ValueError(
-                f"validation_data has {X_val.shape[1]} features per sample, but X has "
-                f"{int(np.prod(image_shape))}."
-            )
+            raise ValueError("validation_data must be a pair (X_val, y_val).") from None
+        # Checked against the n_features_in_ this fit has just set.
+        X_val, y_val, _ = self._check_X_y(X_val, y_val, reset=False)
         y_val, _, _ = encode_targets(y_val, classes)
         return X_val, y_val, np.arange(len(X_val))
 
@@ -489,7 +480,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
 
         ``valid`` is None or ``(X_val, y_val, rows)``.
         """
-        device = self._resolve_device() if new_net else self.device_
+        device = self._resolve_device() if new_net else self.net_.device
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         shape = (-1,) + tuple(self.image_shape_)
         train_set = TensorSubset(
@@ -526,7 +517,6 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                 )
             net.partial_fit((train_set, valid_set), epochs=epochs)
         self.net_ = net
-        self.device_ = device
         self.history_ = [
             {"epoch": row["epoch"]} | {
                 name: None if row.get(key) is None else float(row[key])
@@ -605,6 +595,50 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         """
         indices = self._logits(X).argmax(axis=1)
         return decode_predictions(indices, self.classes_, self._one_hot, np.int64)
+
+    # ---------------------------------------------------------- deployment
+
+    def to_onnx(self, path=None, **kwargs):
+        """Export the fitted model to ONNX (see :func:`sklenet.export.to_onnx`).
+
+        Parameters
+        ----------
+        path : str, os.PathLike or None, default=None
+            Where to write the ``.onnx`` file; with None nothing is written.
+        **kwargs
+            ``input_layout`` (``"flat"``, ``"nchw"``, ``"nhw"``),
+            ``input_dtype`` (``"float32"``, ``"float64"``, ``"uint8"``),
+            ``input_name``, ``opset``.
+
+        Returns
+        -------
+        model : onnx.ModelProto
+            Input ``input``; outputs ``label`` ``(N,)`` and ``probabilities``
+            ``(N, n_classes)`` float32. Needs ``pip install sklenet[deploy]``.
+        """
+        from .export import to_onnx
+
+        return to_onnx(self, path, **kwargs)
+
+    def save(self, path):
+        """Write the fitted model to a file that is safe to load.
+
+        Weights in safetensors, everything else as JSON; no pickle. Load it with
+        :func:`sklenet.load` (see :mod:`sklenet.persistence`).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write.
+
+        Returns
+        -------
+        path : str
+            The path written. Needs ``pip install sklenet[deploy]``.
+        """
+        from .persistence import save
+
+        return save(self, path)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
