@@ -2,6 +2,7 @@
 
 import contextlib
 import copy
+import functools
 import warnings
 from collections import OrderedDict
 from numbers import Integral, Real
@@ -35,6 +36,7 @@ from ._input import (
     resolve_image_shape,
     split_validation,
 )
+from ._speed import PRECISIONS, resolve_precision, run_module, set_memory_format
 from .network import InputAdapter, LeNet5
 
 __all__ = ["LeNet5Classifier"]
@@ -72,6 +74,13 @@ class _SplitNet(NeuralNet):
     def get_split_datasets(self, X, y=None, **fit_params):
         return X
 
+    # Execution settings, set by LeNet5Classifier before training.
+    amp_dtype = None
+    channels_last = False
+
+    def infer(self, x, **fit_params):
+        return run_module(self.module_, x, self.device, self.amp_dtype, self.channels_last)
+
 
 @contextlib.contextmanager
 def _unchanged_on_error(estimator):
@@ -83,6 +92,18 @@ def _unchanged_on_error(estimator):
         estimator.__dict__.clear()
         estimator.__dict__.update(saved)
         raise
+
+
+@functools.lru_cache(maxsize=None)
+def _fused_adam_works(device):
+    """Whether ``torch.optim.Adam(fused=True)`` runs on ``device`` with this torch."""
+    try:
+        param = nn.Parameter(torch.zeros(1, device=device))
+        param.grad = torch.zeros(1, device=device)
+        torch.optim.Adam([param], fused=True).step()
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _as_tensor(X):
@@ -146,6 +167,18 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
     image_shape : tuple of int or None, default=None
         ``(height, width)`` or ``(channels, height, width)`` of each sample when
         ``X`` holds flat rows that are not square grayscale images.
+    precision : {"float32", "bfloat16", "auto"}, default="float32"
+        Arithmetic of the convolutions and linear layers, in training and
+        prediction. ``"bfloat16"`` runs them under ``torch.autocast`` in
+        bfloat16 (weights, loss and optimizer stay float32): about 1.3x faster
+        on CPUs with AMX or AVX512-BF16, Fashion-MNIST test accuracy within a few
+        tenths of a point of float32. ``"auto"`` uses bfloat16 only where it is
+        native (such CPUs, CUDA devices that support it) and float32 elsewhere,
+        so its results depend on the hardware.
+    channels_last : bool, default=True
+        Keep images and convolution weights in NHWC memory layout, which
+        oneDNN's convolutions and the pooling kernels process much faster on
+        CPUs than NCHW. Same float32 arithmetic (results differ only in rounding).
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where to train and predict; ``"auto"`` picks CUDA when available. A
         model trained on CUDA loads and predicts on a CPU-only machine (with a
@@ -170,7 +203,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         The class labels (column numbers when fitted on one-hot rows).
     n_features_in_ : int
         Number of values per sample (``channels * height * width``).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names, when ``X`` was a DataFrame with string column names.
     image_shape_ : tuple of int
         ``(channels, height, width)`` the samples were read as.
@@ -221,6 +254,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         "random_shift": [Interval(Integral, 0, None, closed="left")],
         "horizontal_flip": ["boolean"],
         "image_shape": [tuple, list, None],
+        "precision": [StrOptions(set(PRECISIONS))],
+        "channels_last": ["boolean"],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -246,6 +281,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         random_shift=0,
         horizontal_flip=False,
         image_shape=None,
+        precision="float32",
+        channels_last=True,
         device="auto",
         random_state=None,
         verbose=0,
@@ -267,6 +304,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         self.random_shift = random_shift
         self.horizontal_flip = horizontal_flip
         self.image_shape = image_shape
+        self.precision = precision
+        self.channels_last = channels_last
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -435,6 +474,9 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         optimizer_kwargs = {"optimizer__weight_decay": self.weight_decay}
         if self.optimizer == "sgd":
             optimizer_kwargs["optimizer__momentum"] = 0.9
+        if self.optimizer == "adam" and _fused_adam_works(device):
+            # One kernel per step instead of a dozen per parameter.
+            optimizer_kwargs["optimizer__fused"] = True
         callbacks = []
         if self.lr_schedule == "cosine":
             callbacks.append(("lr_schedule", LRScheduler(
@@ -475,6 +517,12 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
             **optimizer_kwargs,
         )
 
+    def _set_execution(self, net, device):
+        """Apply ``precision`` and ``channels_last`` to ``net`` (also used by sklenet.load)."""
+        net.amp_dtype = resolve_precision(self.precision, device)
+        net.channels_last = self.channels_last
+        set_memory_format(net.module_, self.channels_last)
+
     def _train(self, X, y, train_idx, valid, epochs, new_net):
         """Train ``epochs`` epochs on rows ``train_idx`` of ``(X, y)``.
 
@@ -509,6 +557,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                     dict(net.callbacks_)["early_stopping"].monitor = (
                         "valid_loss" if valid_set is not None else "train_loss"
                     )
+            self._set_execution(net, device)
             if self.verbose:
                 n_valid = 0 if valid_set is None else len(valid_set)
                 print(
@@ -543,8 +592,10 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                     padded = chunk.new_zeros((INFERENCE_CHUNK,) + chunk.shape[1:])
                     padded[:n] = chunk
                     chunk = padded
-                out = module(chunk.to(device))[:n]
-                logits[start:start + n] = out.float().cpu().numpy()
+                out = run_module(
+                    module, chunk, device, self.net_.amp_dtype, self.net_.channels_last
+                )[:n]
+                logits[start:start + n] = out.cpu().numpy()
         return logits.astype(np.float64)
 
     def predict_proba(self, X):

@@ -78,8 +78,14 @@ class LeNet5(nn.Module):
         self.output = nn.Linear(84, n_classes)
 
     def forward(self, x):
-        x = self.s2(self.act1(self.c1(x)))
-        x = self.s4(self.act3(self.c3(x)))
+        if isinstance(self.s2, nn.MaxPool2d):
+            # Max pooling commutes with the monotonic activations: pooling first
+            # gives the same values with a quarter of the activation work.
+            x = self.act1(self.s2(self.c1(x)))
+            x = self.act3(self.s4(self.c3(x)))
+        else:
+            x = self.s2(self.act1(self.c1(x)))
+            x = self.s4(self.act3(self.c3(x)))
         x = self.flatten(self.act5(self.c5(x)))
         x = self.act6(self.f6(self.drop5(x)))
         return self.output(self.drop6(x))

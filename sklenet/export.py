@@ -1,0 +1,440 @@
+"""Export a fitted :class:`~sklenet.LeNet5Classifier` to ONNX.
+
+The ONNX graph is written directly from the trained weights with standard ONNX
+operators (Reshape, Sub/Mul, Resize, Conv, Tanh/Relu, MaxPool/AveragePool, Gemm,
+Softmax, ArgMax, Gather), so it runs in any ONNX runtime without PyTorch, and the
+same graph serves both :func:`to_onnx` and the `skl2onnx
+<https://onnx.ai/sklearn-onnx/>`_ converter that makes whole scikit-learn
+pipelines ending in a ``LeNet5Classifier`` exportable.
+
+The standalone model (:func:`to_onnx`) has
+
+* one input, ``input`` (the name can be changed): images as the estimator
+  receives them, any batch size ``N``; flat rows ``(N, n_features)`` by
+  default, ``(N, channels, height, width)`` with ``input_layout="nchw"`` or
+  ``(N, height, width)`` with ``input_layout="nhw"`` (ONNX fixes the rank of
+  an input); float32 by default (``input_dtype="uint8"`` or ``"float64"`` build
+  a graph that takes raw 0-255 pixels or doubles and casts them inside);
+* two outputs, ``label`` ``(N,)``: the predicted classes as the original class
+  values (int64 for integer or boolean classes, double for float classes,
+  strings for string classes), and ``probabilities`` ``(N, n_classes)``
+  float32, columns ordered as ``classes_``.
+
+For a model fitted on one-hot rows, ``label`` is the predicted column number
+(``predict(X).argmax(axis=1)``).
+
+onnx is an optional dependency: ``pip install sklenet[deploy]``.
+"""
+
+import warnings
+
+import numpy as np
+
+__all__ = ["to_onnx", "register_skl2onnx_converter", "DEFAULT_OPSET"]
+
+#: ONNX opset of the standalone export (Softmax/ArgMax/Resize semantics of opset 13+).
+DEFAULT_OPSET = 17
+_MIN_OPSET = 13
+_INPUT_DTYPES = ("float32", "float64", "uint8")
+
+
+def _import_onnx():
+    try:
+        import onnx
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "Exporting to ONNX needs the 'onnx' package: pip install sklenet[deploy] "
+            "(or pip install onnx)."
+        ) from exc
+    return onnx
+
+
+class _GraphBuilder:
+    """Collect constants and nodes; ``new_name(hint)`` must return unique names."""
+
+    def __init__(self, new_name, new_node_name=None):
+        self.new_name = new_name
+        self.new_node_name = new_node_name or new_name
+        self.constants = []  # (name, ndarray)
+        self.nodes = []  # (op_type, inputs, outputs, name, attrs)
+
+    def const(self, hint, value):
+        name = self.new_name(hint)
+        self.constants.append((name, np.asarray(value)))
+        return name
+
+    def op(self, op_type, inputs, hint=None, **attrs):
+        out = self.new_name(hint or op_type.lower())
+        self.nodes.append((op_type, list(inputs), [out], self.new_node_name(op_type), attrs))
+        return out
+
+
+def _module_parts(estimator):
+    """The adapter and LeNet-5 sub-modules of a fitted estimator, checked."""
+    from sklearn.utils.validation import check_is_fitted
+    from torch import nn
+
+    from .network import InputAdapter, LeNet5
+
+    check_is_fitted(estimator)
+    if getattr(estimator.net_, "amp_dtype", None) is not None:
+        warnings.warn(
+            f"The model predicts with {estimator.net_.amp_dtype} autocast "
+            f"(precision={estimator.get_params().get('precision')!r}); the ONNX graph "
+            f"computes in float32 with the same weights, so its probabilities differ "
+            f"from predict_proba's by the bfloat16 rounding (~1e-2).",
+            UserWarning,
+            stacklevel=4,
+        )
+    module = estimator.net_.module_
+    adapter = getattr(module, "adapter", None)
+    lenet5 = getattr(module, "lenet5", None)
+    if not isinstance(adapter, InputAdapter) or not isinstance(lenet5, LeNet5):
+        raise TypeError(
+            f"Cannot export this model: net_.module_ must hold an InputAdapter 'adapter' "
+            f"and a LeNet5 'lenet5', got {type(module).__name__}."
+        )
+    for name in ("act1", "act3", "act5", "act6"):
+        if not isinstance(getattr(lenet5, name), (nn.Tanh, nn.ReLU)):
+            raise TypeError(f"Cannot export layer {name}: {getattr(lenet5, name)!r}.")
+    for name in ("s2", "s4"):
+        layer = getattr(lenet5, name)
+        if not isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+            raise TypeError(f"Cannot export layer {name}: {layer!r}.")
+    return adapter, lenet5
+
+
+def _np(tensor):
+    return tensor.detach().to("cpu", copy=True).float().numpy()
+
+
+def _label_values(classes):
+    """The class values as an array ONNX can hold, or None for a numeric kind it can't."""
+    classes = np.asarray(classes)
+    kind = classes.dtype.kind
+    if kind == "b":
+        return classes.astype(bool)
+    if kind in "iu":
+        return classes.astype(np.int64)
+    if kind == "f":
+        return classes.astype(np.float64)
+    if kind in "USO":
+        values = [str(c) for c in classes]
+        if kind == "O" and not all(isinstance(c, str) for c in classes):
+            raise TypeError(
+                f"Cannot export class labels of mixed or non-string object types: "
+                f"{classes.tolist()!r}."
+            )
+        return np.array(values, dtype=object)
+    raise TypeError(f"Cannot export class labels of dtype {classes.dtype}.")
+
+
+def _build_lenet5(g, x, estimator):
+    """Append the network to builder ``g``; ``x`` is float32 ``(N, ...)``.
+
+    Returns the name of the float32 ``(N, n_classes)`` probabilities and of the
+    int64 ``(N,)`` class indices.
+    """
+    from torch import nn
+
+    from .network import LENET5_INPUT_SIZE
+
+    adapter, net = _module_parts(estimator)
+    c, h, w = (int(d) for d in estimator.image_shape_)
+    x = g.op("Reshape", [x, g.const("image_shape", np.array([-1, c, h, w], np.int64))],
+             hint="images")
+    x = g.op("Sub", [x, g.const("mean", _np(adapter.mean))], hint="centered")
+    x = g.op("Mul", [x, g.const("inv_std", _np(adapter.inv_std))], hint="standardized")
+    if (h, w) != (LENET5_INPUT_SIZE, LENET5_INPUT_SIZE):
+        # F.interpolate(mode="bilinear", align_corners=False)
+        sizes = g.const("resize_sizes", np.array(
+            [0, c, LENET5_INPUT_SIZE, LENET5_INPUT_SIZE], np.int64))
+        zero = g.const("zero", np.array([0], np.int64))
+        one = g.const("one", np.array([1], np.int64))
+        batch = g.op("Slice", [g.op("Shape", [x], hint="shape"), zero, one], hint="batch")
+        tail = g.op("Slice", [sizes, one, g.const("four", np.array([4], np.int64))],
+                    hint="tail")
+        sizes = g.op("Concat", [batch, tail], hint="sizes", axis=0)
+        # Empty roi and scales tensors rather than empty names: skl2onnx's graph
+        # sorting does not know optional inputs.
+        empty = g.const("empty", np.zeros(0, np.float32))
+        x = g.op("Resize", [x, empty, empty, sizes], hint="resized", mode="linear",
+                 coordinate_transformation_mode="pytorch_half_pixel")
+
+    def conv(x, layer, hint):
+        pads = [int(p) for p in layer.padding] * 2
+        return g.op("Conv", [x, g.const(hint + "_w", _np(layer.weight)),
+                             g.const(hint + "_b", _np(layer.bias))],
+                    hint=hint, kernel_shape=list(layer.kernel_size), pads=pads,
+                    strides=list(layer.stride))
+
+    def act(x, layer, hint):
+        return g.op("Tanh" if isinstance(layer, nn.Tanh) else "Relu", [x], hint=hint)
+
+    def pool(x, layer, hint):
+        op_type = "MaxPool" if isinstance(layer, nn.MaxPool2d) else "AveragePool"
+        k = layer.kernel_size if isinstance(layer.kernel_size, int) else layer.kernel_size[0]
+        s = layer.stride if isinstance(layer.stride, int) else layer.stride[0]
+        return g.op(op_type, [x], hint=hint, kernel_shape=[k, k], strides=[s, s])
+
+    def gemm(x, layer, hint):
+        return g.op("Gemm", [x, g.const(hint + "_w", _np(layer.weight)),
+                             g.const(hint + "_b", _np(layer.bias))], hint=hint, transB=1)
+
+    x = pool(act(conv(x, net.c1, "c1"), net.act1, "a1"), net.s2, "s2")
+    x = pool(act(conv(x, net.c3, "c3"), net.act3, "a3"), net.s4, "s4")
+    x = act(conv(x, net.c5, "c5"), net.act5, "a5")
+    x = g.op("Flatten", [x], hint="flat", axis=1)
+    x = act(gemm(x, net.f6, "f6"), net.act6, "a6")
+    logits = gemm(x, net.output, "logits")
+    proba = g.op("Softmax", [logits], hint="proba", axis=1)
+    index = g.op("ArgMax", [logits], hint="index", axis=1, keepdims=0)
+    return proba, index
+
+
+def _counter_names():
+    used = set()
+
+    def new_name(hint):
+        name, i = hint, 1
+        while name in used:
+            i += 1
+            name = f"{hint}_{i}"
+        used.add(name)
+        return name
+
+    return new_name
+
+
+def _tensor_proto(onnx, name, value):
+    if value.dtype == object:
+        return onnx.helper.make_tensor(
+            name, onnx.TensorProto.STRING, list(value.shape),
+            [str(v).encode("utf-8") for v in value.ravel()],
+        )
+    return onnx.numpy_helper.from_array(value, name)
+
+
+def to_onnx(estimator, path=None, *, input_layout="flat", input_dtype="float32",
+            input_name="input", opset=DEFAULT_OPSET):
+    """Write a fitted :class:`~sklenet.LeNet5Classifier` as an ONNX model.
+
+    Parameters
+    ----------
+    estimator : LeNet5Classifier
+        A fitted estimator.
+    path : str, os.PathLike or None, default=None
+        Where to write the ``.onnx`` file; with None nothing is written.
+    input_layout : {"flat", "nchw", "nhw"}, default="flat"
+        Shape of the model input: flat rows ``(N, n_features)`` as in
+        ``predict_proba(X)``; images ``(N, channels, height, width)``; or, for
+        one-channel images, ``(N, height, width)``. ONNX fixes the rank of an
+        input, so export once per layout you need; the batch size ``N`` is
+        dynamic in all of them and the results are the same.
+    input_dtype : {"float32", "float64", "uint8"}, default="float32"
+        Element type of the model input. The graph casts it to float32 first,
+        as ``predict_proba`` does, so ``"uint8"`` takes raw 0-255 pixels.
+    input_name : str, default="input"
+        Name of the model input.
+    opset : int, default=17
+        ONNX opset (13 or newer).
+
+    Returns
+    -------
+    model : onnx.ModelProto
+        The model. Its input takes images in ``input_layout``, with a dynamic
+        batch size ``N``. Its outputs are ``label`` ``(N,)`` (the class values:
+        int64, bool, double or string) and ``probabilities``
+        ``(N, n_classes)`` float32.
+
+    Examples
+    --------
+    >>> import onnxruntime as ort  # doctest: +SKIP
+    >>> clf.to_onnx("lenet5.onnx")  # doctest: +SKIP
+    >>> session = ort.InferenceSession("lenet5.onnx")  # doctest: +SKIP
+    >>> labels, proba = session.run(None, {"input": X.astype("float32")})  # doctest: +SKIP
+    """
+    onnx = _import_onnx()
+    from onnx import TensorProto, helper
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator)
+    if not isinstance(input_name, str) or input_name in ("", "label", "probabilities"):
+        raise ValueError(
+            f"input_name must be a non-empty string other than the output names, got "
+            f"{input_name!r}."
+        )
+    if input_dtype not in _INPUT_DTYPES:
+        raise ValueError(f"input_dtype must be one of {_INPUT_DTYPES}, got {input_dtype!r}.")
+    c, h, w = (int(d) for d in estimator.image_shape_)
+    layouts = {"flat": ["N", c * h * w], "nchw": ["N", c, h, w], "nhw": ["N", h, w]}
+    if input_layout not in layouts:
+        raise ValueError(
+            f"input_layout must be one of {tuple(layouts)}, got {input_layout!r}."
+        )
+    if input_layout == "nhw" and c != 1:
+        raise ValueError(
+            f"input_layout='nhw' is for one-channel images; this model takes {c} "
+            f"channels: use 'nchw' or 'flat'."
+        )
+    if not isinstance(opset, int) or opset < _MIN_OPSET:
+        raise ValueError(f"opset must be an int >= {_MIN_OPSET}, got {opset!r}.")
+    labels = _label_values(estimator.classes_)
+    g = _GraphBuilder(_counter_names())
+    g.new_name(input_name)
+    g.new_name("label")
+    g.new_name("probabilities")
+    x = input_name
+    if input_dtype != "float32":
+        x = g.op("Cast", [x], hint="input_float", to=TensorProto.FLOAT)
+    proba, index = _build_lenet5(g, x, estimator)
+    g.nodes.append(("Identity", [proba], ["probabilities"], g.new_node_name("Identity"), {}))
+    g.nodes.append(("Gather", [g.const("classes", labels), index], ["label"],
+                    g.new_node_name("Gather"), {"axis": 0}))
+
+    elem = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE,
+            "uint8": TensorProto.UINT8}[input_dtype]
+    label_elem = {"b": TensorProto.BOOL, "i": TensorProto.INT64, "f": TensorProto.DOUBLE,
+                  "O": TensorProto.STRING}[labels.dtype.kind]
+    n_classes = len(labels)
+    graph = helper.make_graph(
+        [helper.make_node(t, i, o, name=n, **a) for t, i, o, n, a in g.nodes],
+        "sklenet_LeNet5Classifier",
+        inputs=[helper.make_tensor_value_info(input_name, elem, layouts[input_layout])],
+        outputs=[
+            helper.make_tensor_value_info("label", label_elem, ["N"]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT,
+                                          ["N", n_classes]),
+        ],
+        initializer=[_tensor_proto(onnx, name, value) for name, value in g.constants],
+    )
+    from . import __version__
+
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset)],
+        producer_name="sklenet", producer_version=__version__,
+        doc_string=(
+            f"LeNet-5 classifier exported by sklenet {__version__}. Input "
+            f"'{input_name}': {input_dtype} {tuple(layouts[input_layout])}. Outputs: "
+            f"'label' (N,), 'probabilities' (N, {n_classes})."
+        ),
+    )
+    helper.set_model_props(model, {
+        "classes": repr(labels.tolist()),
+        "image_shape": repr(tuple(int(d) for d in estimator.image_shape_)),
+    })
+    onnx.checker.check_model(model)
+    if path is not None:
+        onnx.save_model(model, path)
+    return model
+
+
+# ----------------------------------------------------------------- skl2onnx
+
+
+def _shape_calculator(operator):
+    from skl2onnx.common.data_types import (
+        FloatTensorType,
+        Int64TensorType,
+        StringTensorType,
+    )
+    from skl2onnx.common.utils_classifier import get_label_classes
+
+    model = operator.raw_operator
+    n = operator.inputs[0].get_first_dimension()
+    classes = np.asarray(get_label_classes(operator.scope_inst, model))
+    if classes.dtype.kind in "biu" or (
+        classes.dtype.kind == "f" and np.all(classes == np.round(classes))
+    ):
+        operator.outputs[0].type = Int64TensorType([n])
+    elif classes.dtype.kind in "USO":
+        operator.outputs[0].type = StringTensorType([n])
+    else:
+        raise TypeError(
+            f"skl2onnx labels must be integers or strings; LeNet5Classifier.classes_ "
+            f"has dtype {classes.dtype}."
+        )
+    operator.outputs[1].type = FloatTensorType([n, len(model.classes_)])
+
+
+def _converter(scope, operator, container):
+    import onnx.numpy_helper
+    from onnx import TensorProto
+
+    model = operator.raw_operator
+    if container.target_opset < _MIN_OPSET:
+        raise RuntimeError(
+            f"LeNet5Classifier needs target_opset >= {_MIN_OPSET}, got "
+            f"{container.target_opset}."
+        )
+    from skl2onnx.common.utils_classifier import get_label_classes
+
+    classes = np.asarray(get_label_classes(scope, model))
+    if classes.dtype.kind in "USO":
+        labels = np.array([str(c) for c in classes], dtype=object)
+    else:
+        labels = classes.astype(np.int64)
+    g = _GraphBuilder(scope.get_unique_variable_name, scope.get_unique_operator_name)
+    x = g.op("Cast", [operator.inputs[0].full_name], hint="lenet5_input",
+             to=TensorProto.FLOAT)
+    proba, index = _build_lenet5(g, x, model)
+    for name, value in g.constants:
+        if value.dtype == object:
+            container.add_initializer(name, TensorProto.STRING, list(value.shape),
+                                      [str(v) for v in value.ravel()])
+        else:
+            container.add_initializer(name, None, list(value.shape),
+                                      onnx.numpy_helper.from_array(value, name))
+    for op_type, inputs, outputs, name, attrs in g.nodes:
+        container.add_node(op_type, inputs, outputs, name=name, op_version=_MIN_OPSET,
+                           **attrs)
+    container.add_node("Identity", [proba], [operator.outputs[1].full_name],
+                       name=scope.get_unique_operator_name("Identity"))
+    classes_name = scope.get_unique_variable_name("classes")
+    if labels.dtype == object:
+        container.add_initializer(classes_name, TensorProto.STRING, [len(labels)],
+                                  labels.tolist())
+    else:
+        container.add_initializer(classes_name, TensorProto.INT64, [len(labels)],
+                                  labels.tolist())
+    container.add_node("Gather", [classes_name, index], [operator.outputs[0].full_name],
+                       name=scope.get_unique_operator_name("Gather"), axis=0)
+
+
+_REGISTERED = False
+
+
+def register_skl2onnx_converter():
+    """Teach skl2onnx to convert :class:`~sklenet.LeNet5Classifier`.
+
+    After this call ``skl2onnx.to_onnx(pipeline, X[:1].astype("float32"))``
+    converts pipelines that end in (or contain) a ``LeNet5Classifier``: the
+    network becomes standard ONNX nodes. The classifier gets skl2onnx's usual
+    outputs ``label`` and ``probabilities`` and options (``zipmap``, ``nocl``;
+    pass ``options={LeNet5Classifier: {"zipmap": False}}`` for a plain
+    probability tensor). Float class values must be integral (they become
+    int64 labels), as skl2onnx only knows integer and string labels.
+    :meth:`LeNet5Classifier.to_onnx` does not need this. Calling it again does
+    nothing.
+
+    Returns
+    -------
+    None
+    """
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    try:
+        from skl2onnx import update_registered_converter
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "Converting pipelines to ONNX needs the 'skl2onnx' package: "
+            "pip install sklenet[deploy] (or pip install skl2onnx)."
+        ) from exc
+    from .classifier import LeNet5Classifier
+
+    update_registered_converter(
+        LeNet5Classifier, "SklenetLeNet5Classifier", _shape_calculator, _converter,
+        options={"zipmap": [True, False, "columns"], "nocl": [False, True]},
+    )
+    _REGISTERED = True

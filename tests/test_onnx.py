@@ -1,0 +1,177 @@
+"""ONNX export: LeNet5Classifier.to_onnx and the skl2onnx pipeline converter."""
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from sklenet import LeNet5Classifier
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+#: The bar set by the issue for probabilities of the exported model.
+ATOL = 1e-5
+
+
+def _session(model):
+    return ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"])
+
+
+def _run(session, X):
+    label, proba = session.run(["label", "probabilities"], {"input": X})
+    return label, proba
+
+
+@pytest.fixture(scope="module")
+def fashion(fashion_dir):
+    from sklenet.datasets import load_fashion_mnist
+
+    X_train, y_train = load_fashion_mnist(subset="train", data_home=fashion_dir,
+                                          download=False, return_X_y=True, verbose=False)
+    X_test, _ = load_fashion_mnist(subset="test", data_home=fashion_dir, download=False,
+                                   return_X_y=True, verbose=False)
+    clf = LeNet5Classifier(max_epochs=2, random_state=0, device="cpu")
+    clf.fit(X_train[:2000], y_train[:2000])  # uint8 pixels, as loaded
+    return clf, X_test[:1000]
+
+
+def test_fashion_mnist_flat_rows(fashion, tmp_path):
+    clf, X = fashion
+    path = tmp_path / "lenet5.onnx"
+    clf.to_onnx(path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input"]
+    assert session.get_inputs()[0].shape == ["N", 784]
+    assert [o.name for o in session.get_outputs()] == ["label", "probabilities"]
+    label, proba = _run(session, X.astype(np.float32))
+    expected = clf.predict_proba(X)
+    assert proba.dtype == np.float32 and proba.shape == (1000, 10)
+    assert np.abs(proba - expected).max() <= ATOL
+    assert label.dtype == np.int64
+    assert np.array_equal(label, clf.predict(X))
+    assert clf.score(X, label) == 1.0  # sanity: the model did learn something
+    np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout, shape", [("nchw", (1, 28, 28)), ("nhw", (28, 28))])
+def test_fashion_mnist_images(fashion, layout, shape):
+    clf, X = fashion
+    images = X.reshape((-1,) + shape)
+    session = _session(clf.to_onnx(input_layout=layout))
+    label, proba = _run(session, images.astype(np.float32))
+    assert np.abs(proba - clf.predict_proba(images)).max() <= ATOL
+    assert np.array_equal(label, clf.predict(images))
+
+
+def test_fashion_mnist_uint8_input(fashion):
+    clf, X = fashion
+    session = _session(clf.to_onnx(input_dtype="uint8"))
+    label, proba = _run(session, X)  # raw uint8 pixels, no cast
+    assert np.abs(proba - clf.predict_proba(X)).max() <= ATOL
+    assert np.array_equal(label, clf.predict(X))
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 7, 300])
+def test_any_batch_size(fashion, batch_size):
+    clf, X = fashion
+    session = _session(clf.to_onnx())
+    X = X[:batch_size]
+    label, proba = _run(session, X.astype(np.float32))
+    assert proba.shape == (batch_size, 10)
+    assert np.abs(proba - clf.predict_proba(X)).max() <= ATOL
+    assert np.array_equal(label, clf.predict(X))
+
+
+@pytest.mark.parametrize("labels", ["int", "str", "bool", "float", "one_hot"])
+def test_labels_and_resizing_on_digits(digits, labels):
+    # 8x8 digits: the graph resizes them to 28x28 like the network does.
+    X, y = digits
+    X, y = X[:500], y[:500]
+    if labels == "str":
+        y = np.array([f"digit {d}" for d in y])
+    elif labels == "bool":
+        y = y >= 5
+    elif labels == "float":
+        y = y.astype(float)
+    elif labels == "one_hot":
+        y = np.eye(10, dtype=int)[y]
+    clf = LeNet5Classifier(max_epochs=1, random_state=0, device="cpu").fit(X, y)
+    session = _session(clf.to_onnx(input_dtype="float64"))
+    label, proba = _run(session, X)
+    assert np.abs(proba - clf.predict_proba(X)).max() <= ATOL
+    if labels == "one_hot":
+        assert np.array_equal(label, clf.predict(X).argmax(axis=1))
+    else:
+        assert label.dtype.kind == clf.classes_.dtype.kind or labels == "str"
+        assert np.array_equal(label, clf.predict(X))
+
+
+def test_color_images(digits):
+    rng = np.random.RandomState(0)
+    X = rng.uniform(0, 1, size=(200, 3, 12, 12)).astype(np.float32)
+    y = (X[:, 0].mean(axis=(1, 2)) > X[:, 2].mean(axis=(1, 2))).astype(int)
+    clf = LeNet5Classifier(max_epochs=1, random_state=0, device="cpu",
+                           activation="relu", pooling="avg").fit(X, y)
+    for layout, data in [("nchw", X), ("flat", X.reshape(200, -1))]:
+        label, proba = _run(_session(clf.to_onnx(input_layout=layout)), data)
+        assert np.abs(proba - clf.predict_proba(X)).max() <= ATOL
+        assert np.array_equal(label, clf.predict(X))
+    with pytest.raises(ValueError, match="one-channel"):
+        clf.to_onnx(input_layout="nhw")
+
+
+def test_model_is_valid_and_standalone(fashion):
+    clf, _ = fashion
+    model = clf.to_onnx()
+    onnx.checker.check_model(model, full_check=True)
+    ops = {node.op_type for node in model.graph.node}
+    assert ops <= {"Reshape", "Sub", "Mul", "Conv", "Tanh", "Relu", "MaxPool",
+                   "AveragePool", "Flatten", "Gemm", "Softmax", "ArgMax", "Gather",
+                   "Identity", "Cast", "Resize", "Shape", "Slice", "Concat"}
+    assert model.producer_name == "sklenet"
+
+
+def test_export_errors(fashion):
+    clf, _ = fashion
+    with pytest.raises(NotFittedError):
+        LeNet5Classifier().to_onnx()
+    with pytest.raises(ValueError, match="input_layout"):
+        clf.to_onnx(input_layout="nhwc")
+    with pytest.raises(ValueError, match="input_dtype"):
+        clf.to_onnx(input_dtype="int8")
+    with pytest.raises(ValueError, match="opset"):
+        clf.to_onnx(opset=11)
+
+
+# ----------------------------------------------------------------- skl2onnx
+
+
+@pytest.mark.parametrize("labels", ["int", "str"])
+def test_pipeline_with_skl2onnx(digits, labels):
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    from sklenet.export import register_skl2onnx_converter
+
+    register_skl2onnx_converter()
+    register_skl2onnx_converter()  # idempotent
+    X, y = digits
+    if labels == "str":
+        y = np.array(["abcdefghij"[d] for d in y])
+    pipe = make_pipeline(
+        MinMaxScaler(), LeNet5Classifier(max_epochs=2, random_state=0, device="cpu")
+    ).fit(X[:600], y[:600])
+    X = X[600:900].astype(np.float32)
+    model = skl2onnx.to_onnx(pipe, X[:1], options={LeNet5Classifier: {"zipmap": False}})
+    session = _session(model)
+    label, proba = session.run(None, {session.get_inputs()[0].name: X})
+    assert np.abs(proba - pipe.predict_proba(X)).max() <= ATOL
+    assert np.array_equal(label, pipe.predict(X))
+
+    # skl2onnx's default: probabilities as a list of {class: probability} maps.
+    session = _session(skl2onnx.to_onnx(pipe, X[:1]))
+    label, maps = session.run(None, {session.get_inputs()[0].name: X[:3]})
+    assert np.array_equal(label, pipe.predict(X[:3]))
+    assert list(maps[0]) == list(pipe.classes_)
