@@ -85,6 +85,11 @@ class BatchIterator:
             if self.transform is not None:
                 Xb = self.transform(Xb, self.generator)
             yield Xb, yb
+        if order is not None:
+            # RandomSampler ends each pass with a draw for its remainder
+            # (``randperm(n)[:0]``); mirror it so that every epoch, not just the
+            # first, visits the samples in the order the DataLoader would.
+            torch.randperm(n, generator=self.generator)
 
 
 class RandomShiftFlip:
