@@ -105,6 +105,11 @@ def test_predictions_do_not_depend_on_batching(fitted, split):
     full = fitted.predict_proba(X_test)
     one_by_one = np.vstack([fitted.predict_proba(row[None]) for row in X_test[:20]])
     np.testing.assert_array_equal(full[:20], one_by_one)
+    for size in (7, 33, 100, 257):
+        batched = np.vstack([
+            fitted.predict_proba(X_test[i:i + size]) for i in range(0, len(X_test), size)
+        ])
+        np.testing.assert_array_equal(batched, full)
     np.testing.assert_array_equal(fitted.predict_proba(X_test[::-1])[::-1], full)
 
 
