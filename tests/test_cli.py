@@ -1,0 +1,206 @@
+"""End-to-end tests of the ``sklenet reproduce`` command (never touches the network)."""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sklenet import cli, datasets
+
+REPO = Path(__file__).resolve().parents[1]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FIGURES = ("samples.png", "loss.png", "accuracy.png", "confusion_matrix.png")
+ROW_KEYS = {
+    "key", "name", "kind", "params", "train_accuracy", "train_loss", "valid_accuracy",
+    "valid_loss", "test_accuracy", "test_loss", "fit_time", "predict_time", "n_params",
+    "n_train", "notes", "confusion_matrix",
+}
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path_factory):
+    """No downloads, no user data directories, no real cache."""
+    def no_network(url, *args, **kwargs):
+        raise AssertionError(f"the tests must not download anything ({url})")
+
+    monkeypatch.setattr(datasets, "_download", no_network)
+    monkeypatch.setenv(cli.OFFLINE_ENV, "1")
+    monkeypatch.delenv(datasets.DATA_HOME_ENV, raising=False)
+    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path_factory.mktemp("sklearn_data")))
+
+
+def _png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, f"{path.name} is not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def _run(argv, capsys):
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits") / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(cli.OFFLINE_ENV, "1")
+        from io import StringIO
+
+        buffer = StringIO()
+        mp.setattr(sys, "stdout", buffer)
+        code = cli.main(["reproduce", "--dataset", "digits", "--quick", "--epochs", "2",
+                         "--out", str(out)])
+    return code, buffer.getvalue(), out
+
+
+def test_digits_quick_end_to_end(digits_run):
+    code, stdout, out = digits_run
+    assert code == 0
+    for name in ("results.json", "results.md") + FIGURES:
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset"]["name"] == "digits"
+    assert results["dataset"]["n_valid"] == pytest.approx(
+        0.2 * (results["dataset"]["n_train"] + results["dataset"]["n_valid"]), abs=1)
+    keys = [m["key"] for m in results["models"]]
+    assert keys == ["lenet5-study", "lenet5-default", "logistic-regression",
+                    "random-forest", "mlp", "knn", "svc"]
+    for row in results["models"]:
+        assert ROW_KEYS <= set(row), row["key"]
+        for part in ("train", "valid", "test"):
+            assert 0 <= row[f"{part}_accuracy"] <= 1
+        assert row["fit_time"] >= 0 and row["predict_time"] >= 0
+        assert len(row["confusion_matrix"]) == 10
+        assert sum(map(sum, row["confusion_matrix"])) == results["dataset"]["n_test"]
+    lenet = [m for m in results["models"] if m["kind"] == "lenet5"]
+    assert [m["n_params"] for m in lenet] == [61706, 61706]
+    # Parameters that differ from LeNet5Classifier's defaults.
+    assert lenet[0]["params"] == {"pooling": "avg", "max_epochs": 2, "random_state": 0}
+    assert lenet[1]["params"] == {"max_epochs": 2, "random_state": 0}
+    for row in lenet:
+        assert len(row["history"]) == 2
+        assert {"train_loss", "valid_loss", "train_accuracy", "valid_accuracy"} <= set(
+            row["history"][0])
+        assert row["test_loss"] > 0
+    svc = results["models"][-1]
+    assert svc["test_loss"] is None  # no predict_proba
+    assert svc["n_params"] is None
+    assert results["models"][2]["n_params"] == 65 * 10  # logistic regression: 64x10 + 10
+    for name in FIGURES:
+        width, height = _png_size(out / name)
+        assert 200 <= width <= 4000 and 150 <= height <= 3000, (name, width, height)
+        assert 5_000 < (out / name).stat().st_size < 2_000_000
+    md = (out / "results.md").read_text()
+    assert "| LeNet-5 (study: tanh, avg pooling) |" in md
+    assert "test acc" in md
+    # Progress and the final table on the terminal.
+    assert "epoch" in stdout and "valid_loss" in stdout
+    assert "[svc]" in stdout
+    assert stdout.rstrip().splitlines()[-1].startswith("SVC")
+
+
+def test_fashion_mnist_subset(fashion_dir, tmp_path, capsys):
+    out = tmp_path / "fashion"
+    code, stdout, err = _run(
+        ["reproduce", "--dataset", "fashion-mnist", "--data-home", str(fashion_dir),
+         "--max-train-samples", "1500", "--max-test-samples", "1000", "--epochs", "1",
+         "--recipes", "study", "--baselines", "logistic-regression,knn", "--quiet",
+         "--out", str(out)], capsys)
+    assert code == 0, err
+    results = json.loads((out / "results.json").read_text())
+    d = results["dataset"]
+    assert d["name"] == "fashion-mnist"
+    assert (d["n_train"], d["n_valid"], d["n_test"]) == (1200, 300, 1000)
+    assert d["classes"][0] == "T-shirt/top" and len(d["classes"]) == 10
+    assert [m["key"] for m in results["models"]] == [
+        "lenet5-study", "logistic-regression", "knn"]
+    assert results["models"][0]["test_accuracy"] > 0.3  # chance is 0.1; 1 short epoch
+    assert results["models"][1]["n_params"] == 785 * 10
+    for name in FIGURES:
+        _png_size(out / name)
+    # --quiet: no per-epoch lines, only the table.
+    assert "epoch" not in stdout
+    assert "LeNet-5 (study: tanh, avg pooling)" in stdout
+
+
+def test_unknown_dataset_is_an_argparse_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--dataset", "cifar10", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'cifar10'" in err
+
+
+def test_unknown_baseline_is_an_argparse_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--baselines", "svc,xgboost", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "'xgboost'" in capsys.readouterr().err
+
+
+def test_missing_fashion_mnist_fails_clearly(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, stdout, err = _run(
+        ["reproduce", "--dataset", "fashion-mnist", "--data-home", str(empty),
+         "--out", str(tmp_path / "out")], capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("sklenet: error: Fashion-MNIST is not available")
+    assert "Traceback" not in err
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_auto_falls_back_to_digits(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "out"
+    code, stdout, err = _run(
+        ["reproduce", "--data-home", str(empty), "--quick", "--epochs", "1",
+         "--recipes", "study", "--baselines", "none", "--out", str(out)], capsys)
+    assert code == 0, err
+    fallback = [line for line in stdout.splitlines() if "Fashion-MNIST is not available" in line]
+    assert len(fallback) == 1
+    assert "digits" in fallback[0]
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset"]["name"] == "digits"
+    assert [m["key"] for m in results["models"]] == ["lenet5-study"]
+
+
+def test_unwritable_out_fails_clearly(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    code, stdout, err = _run(
+        ["reproduce", "--dataset", "digits", "--out", str(blocker / "results")], capsys)
+    assert code == 1
+    assert err.startswith("sklenet: error: cannot write to output directory")
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_no_subcommand_prints_help(capsys):
+    assert cli.main([]) == 2
+    assert "reproduce" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["--help"], ["reproduce", "--help"]])
+def test_python_m_sklenet_help(args):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    proc = subprocess.run([sys.executable, "-m", "sklenet", *args], capture_output=True,
+                          text=True, env=env, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert "reproduce" in proc.stdout
+    if "reproduce" in args:
+        for option in ("--dataset", "--data-home", "--epochs", "--batch-size", "--lr",
+                       "--activation", "--pooling", "--validation-fraction", "--baselines",
+                       "--max-train-samples", "--seed", "--out", "--quick", "--recipes"):
+            assert option in proc.stdout
