@@ -13,12 +13,10 @@ Writes ``results.json`` and ``results.md`` into ``--out`` and prints the table.
 """
 
 import argparse
-import gzip
 import json
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -43,35 +41,17 @@ CHUNK = 256
 # ----------------------------------------------------------------------- data
 
 
-def _read_idx(path):
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 def load_data(data_home):
     """(X_train, y_train, X_test, y_test, source); images uint8 (n, 28, 28)."""
     if data_home is not None and Path(data_home, "train-images-idx3-ubyte.gz").exists():
-        try:
-            from sklenet.datasets import load_fashion_mnist
+        from sklenet.datasets import load_fashion_mnist
 
-            X, y = load_fashion_mnist(subset="train", data_home=data_home, download=False,
-                                      return_X_y=True, verbose=False)
-            Xt, yt = load_fashion_mnist(subset="test", data_home=data_home, download=False,
-                                        return_X_y=True, verbose=False)
-            shape = (-1, 28, 28)
-            return (np.asarray(X, np.uint8).reshape(shape), np.asarray(y).astype(np.int64),
-                    np.asarray(Xt, np.uint8).reshape(shape), np.asarray(yt).astype(np.int64),
-                    f"Fashion-MNIST ({data_home}, sklenet.datasets)")
-        except Exception:  # loader missing or different: parse the files directly
-            d = Path(data_home)
-            return (_read_idx(d / "train-images-idx3-ubyte.gz"),
-                    _read_idx(d / "train-labels-idx1-ubyte.gz").astype(np.int64),
-                    _read_idx(d / "t10k-images-idx3-ubyte.gz"),
-                    _read_idx(d / "t10k-labels-idx1-ubyte.gz").astype(np.int64),
-                    f"Fashion-MNIST ({data_home}, IDX files)")
+        train = load_fashion_mnist(subset="train", data_home=data_home, download=False,
+                                   verbose=False)
+        test = load_fashion_mnist(subset="test", data_home=data_home, download=False,
+                                  verbose=False)
+        return (train.images, train.target, test.images, test.target,
+                f"Fashion-MNIST ({data_home})")
     rng = np.random.default_rng(0)
     return (rng.integers(0, 256, (60_000, 28, 28), dtype=np.uint8),
             rng.integers(0, 10, 60_000), rng.integers(0, 256, (10_000, 28, 28), dtype=np.uint8),

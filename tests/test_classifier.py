@@ -4,7 +4,6 @@ import pickle
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import joblib
 import numpy as np
@@ -561,11 +560,6 @@ def test_invalid_parameters_are_named_by_fit(split, params, match):
     clf = LeNet5Classifier(**params)  # __init__ never validates
     with pytest.raises(ValueError, match=match):
         clf.fit(X_train, y_train)
-
-
-def _bad(X, y):
-    X = X.copy()
-    return X, y
 
 
 @pytest.mark.parametrize(
