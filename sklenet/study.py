@@ -25,8 +25,8 @@ LeNet-5 recipes
     ``LeNet5Classifier()`` as it comes: tanh and max pooling.
 ``"strong"``
     A stronger recipe, still the LeNet-5 network: ReLU, max pooling, random
-    1-pixel shifts and horizontal flips, lr 2e-3 with cosine decay, 30 epochs
-    (:func:`strong_recipe`).
+    1-pixel shifts and horizontal flips, AdamW with weight decay 0.05, lr 2e-3
+    with cosine decay, 60 epochs (:func:`strong_recipe`).
 """
 
 import json
@@ -37,6 +37,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 from sklearn.model_selection import train_test_split
 
@@ -66,9 +67,11 @@ RECIPES = {
         "pooling": "max",
         "random_shift": 1,
         "horizontal_flip": True,
+        "optimizer": torch.optim.AdamW,
+        "weight_decay": 0.05,
         "lr_schedule": "cosine",
         "lr": 2e-3,
-        "max_epochs": 30,
+        "max_epochs": 60,
     },
 }
 
@@ -109,9 +112,9 @@ def strong_recipe():
     """Parameters of the stronger LeNet-5 recipe (still the LeNet-5 network).
 
     ReLU and max pooling, random shifts of up to 1 pixel and horizontal flips
-    of the training images, Adam at 2e-3 with cosine decay over 30 epochs (no
-    dropout: adding dropout 0.1 and 2-pixel shifts made it underfit, 90.5%).
-    It reached 91.6% test accuracy on Fashion-MNIST (``docs/results.md``).
+    of the training images, AdamW (decoupled weight decay 0.05) at 2e-3 with
+    cosine decay over 60 epochs. It reached 92.0% test accuracy on
+    Fashion-MNIST, against 90.3% for the library default (``docs/results.md``).
     Horizontal flips suit clothes; drop ``horizontal_flip`` for digits.
 
     Returns
