@@ -74,23 +74,23 @@ def resolve_image_shape(n_features, sample_shape=None, image_shape=None):
     return (1, 1, n_features)
 
 
-def channel_mean_std(X, n_channels, chunk_rows=4096):
+def channel_mean_std(X, n_channels, rows=None, chunk_rows=4096):
     """Per-channel mean and standard deviation of flat image rows.
 
-    Computed in float64 over row chunks so a large uint8 or float32 dataset
-    is never copied whole; a constant channel gets a standard deviation of 1.
+    Only the rows ``rows`` (all when None) count. Computed in float64 over
+    chunks of rows so a large uint8 or float32 dataset is never copied whole; a
+    constant channel gets a standard deviation of 1.
     """
-    n = len(X)
-    total = np.zeros(n_channels)
-    for start in range(0, n, chunk_rows):
-        chunk = X[start:start + chunk_rows].reshape(-1, n_channels, X.shape[1] // n_channels)
-        total += chunk.sum(axis=(0, 2), dtype=np.float64)
-    count = n * (X.shape[1] // n_channels)
-    mean = total / count
-    squares = np.zeros(n_channels)
-    for start in range(0, n, chunk_rows):
-        chunk = X[start:start + chunk_rows].reshape(-1, n_channels, X.shape[1] // n_channels)
-        squares += ((chunk - mean[None, :, None]) ** 2).sum(axis=(0, 2))
+    rows = np.arange(len(X)) if rows is None else np.asarray(rows)
+    per_channel = X.shape[1] // n_channels
+
+    def chunks():
+        for start in range(0, len(rows), chunk_rows):
+            yield X[rows[start:start + chunk_rows]].reshape(-1, n_channels, per_channel)
+
+    count = len(rows) * per_channel
+    mean = sum(chunk.sum(axis=(0, 2), dtype=np.float64) for chunk in chunks()) / count
+    squares = sum(((chunk - mean[None, :, None]) ** 2).sum(axis=(0, 2)) for chunk in chunks())
     std = np.sqrt(squares / count)
     std[~(std > 1e-12)] = 1.0
     return mean, std

@@ -468,9 +468,9 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
             )
         return self.device
 
-    def _new_net(self, X, n_classes, device, seed, has_validation):
+    def _new_net(self, mean, std, n_classes, device, seed, has_validation):
+        """The skorch net, untrained; ``mean``/``std`` are per-channel input statistics."""
         channels = self.image_shape_[0]
-        mean, std = channel_mean_std(X, channels)
         module = nn.Sequential(OrderedDict(
             adapter=InputAdapter(mean, std),
             lenet5=LeNet5(channels, n_classes, self.activation, self.pooling, self.dropout),
@@ -548,8 +548,9 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         with torch.random.fork_rng(devices=fork_devices):
             if new_net:
                 torch.manual_seed(seed)
+                mean, std = channel_mean_std(X, self.image_shape_[0], rows=train_idx)
                 net = self._new_net(
-                    X[train_idx], len(self.classes_), device, seed, valid_set is not None
+                    mean, std, len(self.classes_), device, seed, valid_set is not None
                 )
                 net.initialize()
             else:

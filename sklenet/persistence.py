@@ -538,10 +538,12 @@ def _rebuild_net(path, est, arrays, device):
     import torch
 
     n_classes = len(est.classes_)
-    dummy = np.zeros((1, est.n_features_in_), dtype=np.float32)
+    # Placeholder statistics: the adapter's buffers come from the file below.
+    channels = est.image_shape_[0]
+    placeholder = np.zeros(channels), np.ones(channels)
     has_validation = bool(est.validation_fraction)
     with torch.random.fork_rng(devices=[]):  # leave the caller's random state alone
-        net = est._new_net(dummy, n_classes, device, 0, has_validation)
+        net = est._new_net(*placeholder, n_classes, device, 0, has_validation)
         net.initialize()
     expected = net.module_.state_dict()
     missing = sorted(set(expected) - set(arrays))
