@@ -30,6 +30,8 @@ import warnings
 
 import numpy as np
 
+from ._optional import import_optional
+
 __all__ = ["to_onnx", "register_skl2onnx_converter", "DEFAULT_OPSET"]
 
 #: ONNX opset of the standalone export (Softmax/ArgMax/Resize semantics of opset 13+).
@@ -39,14 +41,7 @@ _INPUT_DTYPES = ("float32", "float64", "uint8")
 
 
 def _import_onnx():
-    try:
-        import onnx
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Exporting to ONNX needs the 'onnx' package: pip install sklenet[deploy] "
-            "(or pip install onnx)."
-        ) from exc
-    return onnx
+    return import_optional("onnx", "Exporting to ONNX")
 
 
 class _GraphBuilder:
@@ -424,16 +419,10 @@ def register_skl2onnx_converter():
     global _REGISTERED
     if _REGISTERED:
         return
-    try:
-        from skl2onnx import update_registered_converter
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Converting pipelines to ONNX needs the 'skl2onnx' package: "
-            "pip install sklenet[deploy] (or pip install skl2onnx)."
-        ) from exc
+    skl2onnx = import_optional("skl2onnx", "Converting pipelines to ONNX")
     from .classifier import LeNet5Classifier
 
-    update_registered_converter(
+    skl2onnx.update_registered_converter(
         LeNet5Classifier, "SklenetLeNet5Classifier", _shape_calculator, _converter,
         options={"zipmap": [True, False, "columns"], "nocl": [False, True]},
     )

@@ -43,6 +43,8 @@ import warnings
 
 import numpy as np
 
+from ._optional import import_optional
+
 __all__ = ["save", "load", "ModelFileError", "FORMAT_NAME", "FORMAT_VERSION"]
 
 #: Value of the ``format`` metadata field.
@@ -67,14 +69,7 @@ class ModelFileError(ValueError):
 
 
 def _import_safetensors():
-    try:
-        import safetensors.torch  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "sklenet model files need the 'safetensors' package: "
-            "pip install sklenet[deploy] (or pip install safetensors)."
-        ) from exc
-    return safetensors.torch
+    return import_optional("safetensors.torch", "sklenet model files")
 
 
 # ------------------------------------------------------------------ JSON values
