@@ -61,14 +61,24 @@ def load_data(data_home):
 # ----------------------------------------------------------------- contenders
 
 
-class ClassicLeNet5(LeNet5):
-    """LeNet5 with the textbook layer order (activation, then pooling)."""
+class TextbookLeNet5(nn.Module):
+    """LeNet-5 written the plain way: stock layers, activation before pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 6, kernel_size=5, padding=2)
+        self.s2 = nn.MaxPool2d(2)
+        self.c3 = nn.Conv2d(6, 16, kernel_size=5)
+        self.s4 = nn.MaxPool2d(2)
+        self.c5 = nn.Conv2d(16, 120, kernel_size=5)
+        self.f6 = nn.Linear(120, 84)
+        self.output = nn.Linear(84, 10)
 
     def forward(self, x):
-        x = self.s2(self.act1(self.c1(x)))
-        x = self.s4(self.act3(self.c3(x)))
-        x = self.flatten(self.act5(self.c5(x)))
-        return self.output(self.drop6(self.act6(self.f6(self.drop5(x)))))
+        x = self.s2(torch.tanh(self.c1(x)))
+        x = self.s4(torch.tanh(self.c3(x)))
+        x = torch.tanh(self.c5(x)).flatten(1)
+        return self.output(torch.tanh(self.f6(x)))
 
 
 # Options of the estimator, and of the hand-written loop doing the same thing.
@@ -80,7 +90,11 @@ CONFIGS = {
 
 
 def _module(mean, std, classic=False, channels_last=False):
-    net = (ClassicLeNet5 if classic else LeNet5)(1, 10, "tanh", "max")
+    net = LeNet5(1, 10, "tanh", "max")
+    if classic:  # same initial weights, plain layers
+        textbook = TextbookLeNet5()
+        textbook.load_state_dict(net.state_dict())
+        net = textbook
     module = nn.Sequential(InputAdapter([mean], [std]), net)
     if channels_last:
         module = module.to(memory_format=torch.channels_last)
@@ -138,7 +152,7 @@ def skorch_plain(X, y, seed=0):
 
     torch.manual_seed(seed)
     net = NeuralNetClassifier(
-        ClassicLeNet5, module__activation="tanh", module__pooling="max",
+        TextbookLeNet5,
         criterion=nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=1e-3,
         batch_size=BATCH, max_epochs=1, train_split=None, iterator_train__shuffle=True,
         device="cpu", verbose=0,
