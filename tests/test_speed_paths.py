@@ -11,6 +11,8 @@ from torch.utils.data import DataLoader, RandomSampler, Subset, TensorDataset
 from sklenet import LeNet5, LeNet5Classifier
 from sklenet import _speed
 from sklenet._batching import BatchIterator, TensorSubset
+from sklenet._pooling import MaxPool2x2
+from sklenet.network import WholeInputConv2d
 
 NATIVE_BF16 = _speed.cpu_has_native_bf16()
 needs_bf16 = pytest.mark.skipif(
@@ -95,6 +97,73 @@ def test_pool_before_activation_is_the_same_network(activation):
     g_fast = torch.autograd.grad(net(x).sum(), net.c1.weight)[0]
     g_classic = torch.autograd.grad(classic(x).sum(), net.c1.weight)[0]
     torch.testing.assert_close(g_fast, g_classic, rtol=1e-9, atol=1e-12)
+
+
+# ------------------------------------------------------------------ kernels
+
+
+def _channels_last(x):
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("shape", [(5, 6, 28, 28), (3, 16, 10, 10), (1, 1, 2, 2)])
+def test_two_pass_max_pooling_equals_max_pool2d(shape):
+    torch.manual_seed(0)
+    x = torch.randn(shape)
+    x[:, :, : shape[2] // 2] = 0.5  # plateaus: every window of the top half is a tie
+    x = _channels_last(x).requires_grad_(True)
+    out = MaxPool2x2()(x)
+    want = torch.nn.functional.max_pool2d(x, 2)
+    assert torch.equal(out, want)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    grad = torch.randn_like(want)
+    (got,) = torch.autograd.grad(out, x, grad)
+    # Each window passes its gradient, whole, to exactly one of its maxima.
+    windows = got.unfold(2, 2, 2).unfold(3, 2, 2).reshape(*want.shape, 4)
+    values = x.detach().unfold(2, 2, 2).unfold(3, 2, 2).reshape(*want.shape, 4)
+    assert torch.equal(windows.sum(-1), grad)
+    assert ((windows != 0).sum(-1) <= 1).all()
+    hit = windows != 0
+    assert torch.equal(values[hit], want.detach().unsqueeze(-1).expand_as(values)[hit])
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda: torch.randn(2, 6, 8, 8), id="nchw"),
+    pytest.param(lambda: _channels_last(torch.randn(2, 6, 8, 8, dtype=torch.float64)),
+                 id="float64"),
+    pytest.param(lambda: _channels_last(torch.randn(2, 6, 9, 7)), id="odd-size"),
+])
+def test_two_pass_max_pooling_falls_back_to_max_pool2d(make):
+    x = make().requires_grad_(True)
+    out = MaxPool2x2()(x)
+    assert out.grad_fn.name().startswith("MaxPool2DWithIndices")
+    assert torch.equal(out, torch.nn.functional.max_pool2d(x, 2))
+
+
+@pytest.mark.parametrize("size", [5, 9])
+def test_whole_input_conv_is_the_convolution(size):
+    torch.manual_seed(0)
+    layer = WholeInputConv2d(16, 120, kernel_size=5).double()
+    conv = torch.nn.Conv2d(16, 120, kernel_size=5).double()
+    conv.load_state_dict(layer.state_dict())
+    x = torch.randn(4, 16, size, size, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), conv(x), rtol=1e-12, atol=1e-12)
+    got = torch.autograd.grad(layer(x).sum(), layer.weight)[0]
+    want = torch.autograd.grad(conv(x).sum(), conv.weight)[0]
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_bfloat16_autocast_keeps_pooling_activations_and_head_in_float32():
+    net = LeNet5(pooling="max")
+    seen = {}
+    for name in ("c1", "s2", "act1", "c3", "c5", "f6", "output"):
+        getattr(net, name).register_forward_hook(
+            lambda mod, inp, out, name=name: seen.__setitem__(name, out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        net(torch.zeros(2, 1, 28, 28))
+    assert seen == {"c1": torch.bfloat16, "s2": torch.float32, "act1": torch.float32,
+                    "c3": torch.bfloat16, "c5": torch.float32, "f6": torch.float32,
+                    "output": torch.float32}
 
 
 # ------------------------------------------------------------------ options
