@@ -38,7 +38,8 @@ def test_grid_search_on_local_dask_cluster_equals_local_run(digits):
         n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
         dashboard_address=None, silence_logs=40,
     ) as cluster, distributed.Client(cluster) as client:
-        assert len(client.scheduler_info()["workers"]) == 2
+        # The cluster is up before its workers have all registered.
+        client.wait_for_workers(2, timeout=120)
         # Dask workers run torch with one thread; the refit of the best model
         # and the local search run the same way here, so that both searches do
         # exactly the same arithmetic.
