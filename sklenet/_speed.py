@@ -5,8 +5,10 @@ Two knobs, both measured on a 2-core AVX-512/AMX Xeon (see ``docs/performance.md
 * ``channels_last``: activations and convolution weights in NHWC memory layout.
   oneDNN's convolutions and PyTorch's max-pooling kernels are much faster in that
   layout than in NCHW for LeNet-5's few channels. Arithmetic stays float32.
-* ``precision="bfloat16"``: the convolutions and linear layers run under
-  ``torch.autocast`` in bfloat16 (weights kept in float32, loss in float32).
+* ``precision="bfloat16"``: the model runs under ``torch.autocast`` in
+  bfloat16, of which LeNet-5 uses it for its two convolutions only (pooling,
+  activations and the small fully connected layers are faster in float32;
+  weights and loss stay float32).
   Fast on CPUs with native bfloat16 (AMX-BF16 or AVX512-BF16) and on recent GPUs;
   ``"auto"`` picks it only there.
 """

@@ -180,13 +180,14 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         ``(height, width)`` or ``(channels, height, width)`` of each sample when
         ``X`` holds flat rows that are not square grayscale images.
     precision : {"float32", "bfloat16", "auto"}, default="float32"
-        Arithmetic of the convolutions and linear layers, in training and
-        prediction. ``"bfloat16"`` runs them under ``torch.autocast`` in
-        bfloat16 (weights, loss and optimizer stay float32): about 1.3x faster
-        on CPUs with AMX or AVX512-BF16, Fashion-MNIST test accuracy within a few
-        tenths of a point of float32. ``"auto"`` uses bfloat16 only where it is
-        native (such CPUs, CUDA devices that support it) and float32 elsewhere,
-        so its results depend on the hardware.
+        Arithmetic of the convolutions, in training and prediction.
+        ``"bfloat16"`` runs them under ``torch.autocast`` in bfloat16 (pooling,
+        activations, fully connected layers, weights, loss and optimizer stay
+        float32): about 1.2x faster on CPUs with AMX or AVX512-BF16,
+        Fashion-MNIST test accuracy within a few tenths of a point of float32.
+        ``"auto"`` uses bfloat16 only where it is native (such CPUs, CUDA
+        devices that support it) and float32 elsewhere, so its results depend
+        on the hardware.
     channels_last : bool, default=True
         Keep images and convolution weights in NHWC memory layout, which
         oneDNN's convolutions and the pooling kernels process much faster on
