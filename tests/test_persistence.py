@@ -191,9 +191,13 @@ def test_tampered_weights(model_file):
 def test_tampered_header(model_file):
     raw = bytearray(model_file.read_bytes())
     (n,) = struct.unpack("<Q", raw[:8])
-    raw[8 + n // 2] = ord("\\")  # a backslash in the middle of the header JSON
+    # A backslash making an invalid escape, \o. (The middle of the header, used
+    # before, moves with the recorded epoch durations and was sometimes a
+    # backslash already: the file was then left unchanged.)
+    at = raw.index(b'"format_version"', 8, 8 + n) + 1
+    raw[at] = ord("\\")
     model_file.write_bytes(bytes(raw))
-    with pytest.raises(ModelFileError, match="not valid JSON|damaged or was modified"):
+    with pytest.raises(ModelFileError, match="not valid JSON"):
         sklenet.load(model_file)
 
 
