@@ -35,7 +35,17 @@ class WholeInputConv2d(nn.Conv2d):
     That is LeNet-5's C5: 5x5 kernels on the 5x5 maps of S4, one output value per
     kernel, i.e. a fully connected layer. A matrix product computes it several
     times faster than oneDNN's convolution, forward and backward; other input
-    sizes take the ordinary convolution.
+    sizes take the ordinary convolution. Parameters as :class:`torch.nn.Conv2d`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklenet.network import WholeInputConv2d
+    >>> layer = WholeInputConv2d(16, 120, kernel_size=5)
+    >>> x = torch.randn(3, 16, 5, 5)
+    >>> want = torch.nn.functional.conv2d(x, layer.weight, layer.bias)
+    >>> torch.allclose(layer(x), want, atol=1e-5)
+    True
     """
 
     def forward(self, x):
