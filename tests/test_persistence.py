@@ -191,9 +191,9 @@ def test_tampered_weights(model_file):
 def test_tampered_header(model_file):
     raw = bytearray(model_file.read_bytes())
     (n,) = struct.unpack("<Q", raw[:8])
-    # A backslash making an invalid escape, \o. (The middle of the header, used
-    # before, moves with the recorded epoch durations and was sometimes a
-    # backslash already: the file was then left unchanged.)
+    # A backslash making an invalid escape, \o. (The header's middle byte, used
+    # before, differs between saves and was sometimes a backslash already: the
+    # file was then left unchanged.)
     at = raw.index(b'"format_version"', 8, 8 + n) + 1
     raw[at] = ord("\\")
     model_file.write_bytes(bytes(raw))
