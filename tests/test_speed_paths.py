@@ -140,11 +140,13 @@ def test_two_pass_max_pooling_falls_back_to_max_pool2d(make):
     assert torch.equal(out, torch.nn.functional.max_pool2d(x, 2))
 
 
-@pytest.mark.parametrize("size", [5, 9])
-def test_whole_input_conv_is_the_convolution(size):
+@pytest.mark.parametrize("size, options", [
+    (5, {}), (9, {}), (5, {"padding": 1}), (5, {"groups": 2}), (5, {"dilation": 2, "padding": 4}),
+])
+def test_whole_input_conv_is_the_convolution(size, options):
     torch.manual_seed(0)
-    layer = WholeInputConv2d(16, 120, kernel_size=5).double()
-    conv = torch.nn.Conv2d(16, 120, kernel_size=5).double()
+    layer = WholeInputConv2d(16, 120, kernel_size=5, **options).double()
+    conv = torch.nn.Conv2d(16, 120, kernel_size=5, **options).double()
     conv.load_state_dict(layer.state_dict())
     x = torch.randn(4, 16, size, size, dtype=torch.float64)
     torch.testing.assert_close(layer(x), conv(x), rtol=1e-12, atol=1e-12)
