@@ -1,0 +1,43 @@
+"""The one list of every named choice the estimator, CLI, exports and file formats accept.
+
+Parameter constraints, ``argparse`` choices, export checks and JSON codecs all
+derive from these tuples, so adding a choice here is the whole change.
+"""
+
+__all__ = [
+    "ACTIVATIONS",
+    "POOLINGS",
+    "OPTIMIZERS",
+    "LR_SCHEDULES",
+    "PRECISIONS",
+    "DEVICES",
+    "resolve_device",
+]
+
+ACTIVATIONS = ("tanh", "relu")
+POOLINGS = ("max", "avg")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("cosine", "constant")
+PRECISIONS = ("float32", "bfloat16", "auto")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device):
+    """The torch device string for a ``device`` parameter: ``"cpu"`` or ``"cuda"``.
+
+    ``"auto"`` picks CUDA when PyTorch sees a device; an explicit ``"cuda"``
+    without one raises the ``ValueError`` every entry point shares.
+    """
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if device == "auto":
+        return "cuda" if cuda else "cpu"
+    if str(device).startswith("cuda") and not cuda:
+        raise ValueError(
+            "device='cuda' was requested, but PyTorch sees no CUDA device "
+            "(torch.cuda.is_available() is False). Use device='cpu' or 'auto'."
+        )
+    if device not in DEVICES and not str(device).startswith("cuda:"):
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}.")
+    return device
