@@ -1,10 +1,63 @@
-"""sklenet: LeNet-5 as a scikit-learn estimator."""
+"""sklenet: LeNet-5 as a scikit-learn estimator.
+
+The public names are imported on first use (PEP 562): ``import sklenet``
+does not import PyTorch, scikit-learn or skorch, so the ``sklenet`` command
+answers ``--help`` at once and scripts pay for torch only when they touch a
+network.
+
+Examples
+--------
+>>> import sys
+>>> import sklenet
+>>> sorted(sklenet.__all__)
+['LeNet5', 'LeNet5Classifier', 'ModelFileError', '__version__', 'load', 'save', 'to_onnx']
+>>> sklenet.LeNet5Classifier.__name__
+'LeNet5Classifier'
+>>> "sklenet.classifier" in sys.modules
+True
+"""
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-from .network import LeNet5  # noqa: E402
-from .classifier import LeNet5Classifier  # noqa: E402
-from .export import to_onnx  # noqa: E402
-from .persistence import ModelFileError, load  # noqa: E402
+# Public name -> the submodule that defines it.
+_LAZY = {
+    "LeNet5": "network",
+    "LeNet5Classifier": "classifier",
+    "save": "persistence",
+    "load": "persistence",
+    "ModelFileError": "persistence",
+    "to_onnx": "export",
+}
 
-__all__ = ["LeNet5", "LeNet5Classifier", "load", "ModelFileError", "to_onnx", "__version__"]
+# Submodules reachable as attributes (``sklenet.study.run_study`` after a bare
+# ``import sklenet``), as they were when this file imported them eagerly.
+_SUBMODULES = ("cli", "datasets", "export", "network", "persistence", "plotting", "report",
+               "study")
+
+__all__ = ["LeNet5", "LeNet5Classifier", "save", "load", "ModelFileError", "to_onnx",
+           "__version__"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        # Cached, so later lookups are plain attribute reads.
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .classifier import LeNet5Classifier
+    from .export import to_onnx
+    from .network import LeNet5
+    from .persistence import ModelFileError, load, save

@@ -4,11 +4,25 @@
 Using LeNet-5" and compares LeNet-5 with classic scikit-learn baselines; see
 :func:`sklenet.study.run_study`. Run ``sklenet reproduce --help`` for the
 options.
+
+Exit status: 0 on success, 1 when the run fails (one line on stderr), 2 for
+invalid arguments (one line on stderr), 130 on Ctrl-C. Only light modules
+are imported before the arguments are checked, so ``--help``, ``--version``
+and mistakes are answered at once; PyTorch and scikit-learn are imported by
+the command itself.
 """
 
 import argparse
+import math
 import os
+import signal
 import sys
+import threading
+
+from . import __version__
+from ._options import ACTIVATIONS, DEVICES, POOLINGS
+from .study import (BASELINES, DATASETS, DEFAULT_BASELINES, N_CLASSES, RECIPES,
+                    DatasetUnavailableError, ProtocolError, check_split)
 
 __all__ = ["main", "build_parser"]
 
@@ -16,6 +30,36 @@ __all__ = ["main", "build_parser"]
 OFFLINE_ENV = "SKLENET_OFFLINE"
 
 _QUICK = {"epochs": 3, "max_train_samples": 3000, "max_test_samples": 2000}
+
+#: Seconds a Ctrl-C may take to end the run before the process is ended for it.
+INTERRUPT_GRACE = 1.0
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line: ``prog: error: message``.
+
+    argparse prints the usage before the error; for a long command that
+    buries the one line that matters. ``--help`` still shows the usage.
+    """
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows a default once, where it is a value the user could type.
+
+    A default of None means "the recipe's" or "PyTorch's" and a flag's
+    default is its absence; their help says so in words instead.
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (not action.option_strings or "%(default)" in text
+                or action.default in (None, argparse.SUPPRESS)
+                or isinstance(action.default, bool)):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def _number(convert, accept, expected):
@@ -33,8 +77,10 @@ def _number(convert, accept, expected):
 
 
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
-_positive_float = _number(float, lambda v: v > 0, "a positive number")
+_positive_float = _number(float, lambda v: 0 < v < math.inf, "a positive finite number")
 _fraction = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
+# numpy's legacy generators, and so every scikit-learn estimator, take seeds below 2**32.
+_seed = _number(int, lambda v: 0 <= v < 2**32, "an integer in [0, 4294967295]")
 
 
 def _choice_list(choices, what):
@@ -57,15 +103,11 @@ def _choice_list(choices, what):
 
 def build_parser():
     """The argument parser of the ``sklenet`` command."""
-    from .study import BASELINES, DATASETS, DEFAULT_BASELINES, RECIPES
-
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sklenet",
         description="LeNet-5 as a scikit-learn estimator: reproduce the Fashion-MNIST "
                     "LeNet-5 study.",
     )
-    from . import __version__
-
     parser.add_argument("--version", action="version", version=f"sklenet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     rep = sub.add_parser(
@@ -76,14 +118,16 @@ def build_parser():
             "LeNet-5 on the training set with a stratified validation split, evaluate on "
             "the official test set, run scikit-learn baselines on the same split, and "
             "write results.json, results.md and figures (sample images, loss and "
-            "accuracy per epoch, test confusion matrix) into --out."
+            "accuracy per epoch, test confusion matrix) into --out. The files appear "
+            "only when the run has finished; an interrupted or failed run leaves --out "
+            "as it was."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     data = rep.add_argument_group("data")
     data.add_argument(
         "--dataset", choices=DATASETS, default="auto",
-        help="'auto': Fashion-MNIST when it can be loaded, otherwise scikit-learn's "
+        help="'auto': Fashion-MNIST when its files can be found, otherwise scikit-learn's "
              "bundled digits; an explicit name fails if the data is unavailable",
     )
     data.add_argument(
@@ -95,49 +139,50 @@ def build_parser():
         "--no-download", dest="download", action="store_false",
         help=f"never download missing data files (also when ${OFFLINE_ENV}=1)",
     )
-    data.add_argument("--validation-fraction", type=_fraction, default=0.2,
+    data.add_argument("--validation-fraction", type=_fraction, default=0.2, metavar="F",
                       help="stratified fraction of the training set held out for validation")
     data.add_argument("--max-train-samples", type=_positive_int, default=None, metavar="N",
                       help="use a stratified sample of N training images (before the "
-                           "validation split), for a quick run")
+                           "validation split), for a quick run (default: all)")
     data.add_argument("--max-test-samples", type=_positive_int, default=None, metavar="N",
-                      help="evaluate on a stratified sample of N test images")
+                      help="evaluate on a stratified sample of N test images (default: all)")
 
     net = rep.add_argument_group(
         "LeNet-5", "These options override the recipe's values in every LeNet-5 row.")
     net.add_argument(
-        "--recipes", type=_choice_list(list(RECIPES), "recipe"), default=["study", "default"],
+        "--recipes", type=_choice_list(list(RECIPES), "recipe"), default="study,default",
         metavar="LIST",
         help="comma-separated LeNet-5 recipes, one result row each: 'study' (tanh, average "
              "pooling), 'default' (LeNet5Classifier()), 'strong' (relu, max pooling, "
-             "shift/flip augmentation, AdamW, 60 epochs); default: study,default",
+             "shift/flip augmentation, AdamW, 60 epochs), or 'none'",
     )
     net.add_argument("--epochs", type=_positive_int, default=None,
                      help="training epochs (default: the recipe's, 20 for study and default)")
     net.add_argument("--batch-size", type=_positive_int, default=None,
-                     help="mini-batch size (default: 128)")
+                     help="mini-batch size (default: the recipe's, 128)")
     net.add_argument("--lr", type=_positive_float, default=None,
-                     help="initial learning rate of Adam (default: the recipe's, 1e-3)")
-    net.add_argument("--activation", choices=["tanh", "relu"], default=None,
+                     help="initial learning rate (default: the recipe's, 1e-3 for study "
+                          "and default)")
+    net.add_argument("--activation", choices=ACTIVATIONS, default=None,
                      help="activation (default: the recipe's)")
-    net.add_argument("--pooling", choices=["avg", "max"], default=None,
+    net.add_argument("--pooling", choices=POOLINGS, default=None,
                      help="subsampling layers (default: the recipe's)")
-    net.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+    net.add_argument("--device", choices=DEVICES, default=None,
                      help="where LeNet-5 trains (default: auto)")
 
     base = rep.add_argument_group("baselines")
     base.add_argument(
         "--baselines", type=_choice_list(list(BASELINES), "baseline"),
-        default=list(DEFAULT_BASELINES), metavar="LIST",
+        default=",".join(DEFAULT_BASELINES), metavar="LIST",
         help=f"comma-separated scikit-learn baselines from {', '.join(BASELINES)}, or 'all' "
-             f"or 'none'; default: {','.join(DEFAULT_BASELINES)}",
+             f"or 'none'",
     )
     base.add_argument("--svc-max-train-samples", type=_positive_int, default=10_000,
                       metavar="N", help="fit SVC on a stratified sample of N training images "
                                         "(kernel SVMs scale quadratically)")
 
     run = rep.add_argument_group("run")
-    run.add_argument("--seed", type=int, default=0, help="seed of the split and every model")
+    run.add_argument("--seed", type=_seed, default=0, help="seed of the split and every model")
     run.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                      help="PyTorch CPU threads (default: PyTorch's choice; 1 is much faster "
                           "on a machine whose cores are busy with other work)")
@@ -156,64 +201,144 @@ def build_parser():
     return parser
 
 
+def _check_args(parser, args):
+    """Reject what argparse's types cannot see alone, before anything slow starts."""
+    def fail(message):
+        parser.exit(2, f"{parser.prog} {args.command}: error: {message}\n")
+
+    if args.quick:
+        args.epochs = args.epochs or _QUICK["epochs"]
+        args.max_train_samples = args.max_train_samples or _QUICK["max_train_samples"]
+        args.max_test_samples = args.max_test_samples or _QUICK["max_test_samples"]
+    n_classes = N_CLASSES[args.dataset]
+    if args.max_train_samples is not None:
+        try:
+            check_split(args.max_train_samples, n_classes, args.validation_fraction)
+        except ProtocolError as exc:
+            fail(f"argument --max-train-samples: {exc}")
+    if "svc" in args.baselines and args.svc_max_train_samples < n_classes:
+        fail(f"argument --svc-max-train-samples: SVC needs at least one image per "
+                  f"class ({n_classes} classes), got {args.svc_max_train_samples}")
+    if args.device not in (None, "auto", "cpu"):
+        from ._options import resolve_device
+
+        try:
+            resolve_device(args.device)
+        except ValueError as exc:
+            fail(f"argument --device: {exc}")
+
+
 def _offline_env():
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _reproduce(args):
-    from .study import DatasetUnavailableError, format_table, run_study
+    # The heavy imports (scikit-learn, PyTorch) happen here, once the
+    # arguments are known to be good, and under main's Ctrl-C handling.
+    from . import report, study
 
-    epochs = args.epochs
-    max_train = args.max_train_samples
-    max_test = args.max_test_samples
-    if args.quick:
-        epochs = epochs or _QUICK["epochs"]
-        max_train = max_train or _QUICK["max_train_samples"]
-        max_test = max_test or _QUICK["max_test_samples"]
+    say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
+    out_dir = report.prepare_output_dir(args.out)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    say(f"Loading the data set ({args.dataset}) ...")
+    download = args.download and not _offline_env()
+    data = study.load_study_data(args.dataset, data_home=args.data_home, download=download,
+                                 log=lambda msg: print(msg, flush=True))
     overrides = {
-        "max_epochs": epochs,
+        "max_epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
         "activation": args.activation,
         "pooling": args.pooling,
         "device": args.device,
     }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    verbose = 0 if args.quiet else (2 if args.progress else 1)
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    try:
-        results = run_study(
-            args.dataset,
-            data_home=args.data_home,
-            download=args.download and not _offline_env(),
-            recipes=args.recipes,
-            lenet_params=overrides,
-            baselines=args.baselines,
-            validation_fraction=args.validation_fraction,
-            max_train_samples=max_train,
-            max_test_samples=max_test,
-            baseline_max_train_samples={"svc": args.svc_max_train_samples},
-            random_state=args.seed,
-            out=args.out,
-            verbose=verbose,
-            log=lambda msg: print(msg, flush=True),
-        )
-    except DatasetUnavailableError as exc:
-        _error(str(exc))
-        return 1
-    except OSError as exc:
-        _error(str(exc))
-        return 1
+    results = study.run_study(
+        data,
+        recipes=args.recipes,
+        lenet_params={k: v for k, v in overrides.items() if v is not None},
+        baselines=args.baselines,
+        validation_fraction=args.validation_fraction,
+        max_train_samples=args.max_train_samples,
+        max_test_samples=args.max_test_samples,
+        baseline_max_train_samples={"svc": args.svc_max_train_samples},
+        random_state=args.seed,
+        verbose=0 if args.quiet else (2 if args.progress else 1),
+        log=lambda msg: print(msg, flush=True),
+    )
+    say(f"Writing results.json, results.md and the figures to {out_dir} ...")
+    results = report.write_report(results, out_dir, data=data)
+    say(f"Wrote results.json, results.md and {len(results['figures'])} figures to {out_dir}")
     print()
-    print(format_table(results))
+    print(report.format_table(results), flush=True)
     return 0
 
 
 def _error(message):
-    print(f"sklenet: error: {message}", file=sys.stderr, flush=True)
+    # One line, whatever the exception's message holds.
+    print(f"sklenet: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+
+
+_INTERRUPTED = "sklenet: interrupted; no results were written"
+
+
+class _Watchdog:
+    """Ends the process soon after a Ctrl-C that the main thread cannot act on.
+
+    Python raises ``KeyboardInterrupt`` only when the main thread runs
+    bytecode, so a long C call (libsvm fitting an SVC, a BLAS kernel) or a
+    thread pool waiting for its workers would delay a Ctrl-C for minutes,
+    and a library that catches the exception would swallow it. The C-level
+    signal handler writes to the wakeup file descriptor at once, even then;
+    this thread reads it, gives the main thread ``grace`` seconds to exit
+    cleanly, and otherwise prints the one line and ends the process. Nothing
+    is lost by that: the results are written only at the end, atomically.
+    """
+
+    def __init__(self, grace):
+        self.grace = grace
+        self.reported = False
+        self._lock = threading.Lock()
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        threading.Thread(target=self._watch, name="sklenet-interrupt-watchdog",
+                         daemon=True).start()
+
+    def _watch(self):
+        import select
+
+        seen = False
+        while True:
+            timeout = self.grace if seen else None
+            ready, _, _ = select.select([self._read], [], [], timeout)
+            if not ready:  # grace is over: the main thread is stuck
+                self.report()
+                os._exit(130)
+            data = os.read(self._read, 64)
+            if not data:  # disarmed
+                os.close(self._read)
+                return
+            if signal.SIGINT in data:
+                if seen:  # a second Ctrl-C: no more waiting
+                    self.report()
+                    os._exit(130)
+                seen = True
+
+    def report(self):
+        """Print the interrupt line once, whoever gets there first."""
+        with self._lock:
+            if self.reported:
+                return
+            self.reported = True
+            # os.write: the main thread may hold sys.stderr's lock.
+            os.write(2, (_INTERRUPTED + "\n").encode())
+
+    def disarm(self):
+        signal.set_wakeup_fd(self._previous)
+        os.close(self._write)
 
 
 def main(argv=None):
@@ -223,23 +348,52 @@ def main(argv=None):
     ----------
     argv : list of str, default=None
         Arguments (without the program name); ``sys.argv[1:]`` when None.
+        None also means "this is the program": a Ctrl-C then ends the
+        process within about a second even when the main thread is busy in
+        C code, and without the interpreter's slow shutdown.
 
     Returns
     -------
     status : int
-        0 on success, 1 on a user error (reported in one line on stderr), 2 on
-        invalid arguments (argparse), 130 on Ctrl-C.
+        0 on success, 1 when the run fails, 2 on invalid arguments (both
+        reported in one line on stderr), 130 on Ctrl-C.
+
+    Examples
+    --------
+    >>> from sklenet.cli import main
+    >>> main(["reproduce", "--seed", "-1"])
+    Traceback (most recent call last):
+    ...
+    SystemExit: 2
     """
+    program = argv is None
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    watchdog = None
+    if program and threading.current_thread() is threading.main_thread():
+        watchdog = _Watchdog(INTERRUPT_GRACE)
     try:
+        _check_args(parser, args)  # may import torch (--device), so under the watchdog
         return _reproduce(args)
     except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
+        if watchdog is None:
+            print(_INTERRUPTED, file=sys.stderr, flush=True)
+            return 130
+        watchdog.report()
+        # Skip the interpreter's shutdown: modules cut off in mid-import and
+        # thread pools still winding down would print errors or hang.
+        sys.stdout.flush()
+        os._exit(130)
+    except (OSError, DatasetUnavailableError, ProtocolError) as exc:
+        # The data, the output directory, or a protocol the data cannot carry.
+        _error(exc)
+        return 1
+    finally:
+        if watchdog is not None and not watchdog.reported:
+            watchdog.disarm()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,8 @@ been chosen yet the non-interactive ``Agg`` backend is used, so the functions
 work on machines without a display.
 """
 
+import sys
+
 import numpy as np
 
 __all__ = ["plot_samples", "plot_history", "plot_confusion_matrix"]
@@ -16,7 +18,7 @@ __all__ = ["plot_samples", "plot_history", "plot_confusion_matrix"]
 def _pyplot():
     import matplotlib
 
-    if "matplotlib.pyplot" not in __import__("sys").modules:
+    if "matplotlib.pyplot" not in sys.modules:
         # Headless-safe default; an explicitly chosen backend is left alone.
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -217,20 +219,28 @@ def plot_confusion_matrix(y_true, y_pred, *, target_names=None, normalize=None,
     >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
     ['a', 'b']
     """
-    from sklearn.metrics import ConfusionMatrixDisplay
+    from sklearn.metrics import confusion_matrix
 
     y_true = np.asarray(y_true)
     labels = np.unique(np.concatenate([y_true, np.asarray(y_pred)]))
+    matrix = confusion_matrix(y_true, y_pred, labels=labels, normalize=normalize)
     display_labels = None
     if target_names is not None:
         display_labels = [str(target_names[int(label)]) for label in labels]
-    n = len(labels)
+    return _draw_confusion_matrix(matrix, display_labels, ax=ax, title=title, cmap=cmap,
+                                  values_format=None if normalize is None else ".2f")
+
+
+def _draw_confusion_matrix(matrix, display_labels=None, *, ax=None, title=None,
+                           cmap="Blues", values_format=None):
+    """Draw a confusion matrix already computed (a study's results hold the counts)."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    n = len(matrix)
     fig, ax = _new_axes(ax, (max(4.5, 0.6 * n + 2.5), max(4.0, 0.6 * n + 1.8)))
-    ConfusionMatrixDisplay.from_predictions(
-        y_true, y_pred, labels=labels, display_labels=display_labels,
-        normalize=normalize, ax=ax, cmap=cmap, colorbar=False,
+    ConfusionMatrixDisplay(np.asarray(matrix), display_labels=display_labels).plot(
+        ax=ax, cmap=cmap, colorbar=False, values_format=values_format,
         xticks_rotation=45 if display_labels is not None and n > 4 else "horizontal",
-        values_format=None if normalize is None else ".2f",
     )
     if title is not None:
         ax.set_title(title)

@@ -1,8 +1,9 @@
 """Reproduction of "Classification of Fashion-MNIST Dataset by Using LeNet-5".
 
 :func:`run_study` runs the study's protocol and puts LeNet-5 next to classic
-scikit-learn baselines; the ``sklenet reproduce`` command is a thin wrapper
-around it.
+scikit-learn baselines. It returns the results and writes nothing;
+:mod:`sklenet.report` turns them into ``results.json``, ``results.md`` and
+figures, and the ``sklenet reproduce`` command chains the two.
 
 Protocol
 --------
@@ -27,21 +28,19 @@ LeNet-5 recipes
     A stronger recipe, still the LeNet-5 network: ReLU, max pooling, random
     1-pixel shifts and horizontal flips, AdamW with weight decay 0.05, lr 2e-3
     with cosine decay, 60 epochs (:func:`strong_recipe`).
+
+The registries below are plain data, and this module imports neither
+PyTorch nor scikit-learn until a function needs them, so that the command
+line can list the choices without paying for those imports.
 """
 
-import json
 import math
-import sys
 import time
 import warnings
+from collections import namedtuple
 from pathlib import Path
 
 import numpy as np
-import torch
-from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
-from sklearn.model_selection import train_test_split
-
-from .classifier import LeNet5Classifier
 
 __all__ = [
     "RECIPES",
@@ -49,10 +48,12 @@ __all__ = [
     "DEFAULT_BASELINES",
     "DATASETS",
     "DatasetUnavailableError",
+    "ProtocolError",
     "strong_recipe",
     "recipe_params",
     "make_baseline",
     "load_study_data",
+    "check_split",
     "run_study",
     "write_report",
     "format_table",
@@ -67,7 +68,7 @@ RECIPES = {
         "pooling": "max",
         "random_shift": 1,
         "horizontal_flip": True,
-        "optimizer": torch.optim.AdamW,
+        "optimizer": "adamw",
         "weight_decay": 0.05,
         "lr_schedule": "cosine",
         "lr": 2e-3,
@@ -96,16 +97,20 @@ DEFAULT_BASELINES = ("logistic-regression", "random-forest", "mlp", "knn", "svc"
 #: Data sets :func:`load_study_data` knows.
 DATASETS = ("auto", "fashion-mnist", "mnist", "digits")
 
-_FIGURES = {
-    "samples": "samples.png",
-    "loss": "loss.png",
-    "accuracy": "accuracy.png",
-    "confusion_matrix": "confusion_matrix.png",
-}
+#: Classes of each data set ("auto" is Fashion-MNIST or its digits fallback),
+#: known before loading so that the command line can check a split up front.
+N_CLASSES = {"auto": 10, "fashion-mnist": 10, "mnist": 10, "digits": 10}
+
+#: Seeds are those numpy's legacy generators (and so scikit-learn) accept.
+_MAX_SEED = 2**32 - 1
 
 
 class DatasetUnavailableError(RuntimeError):
-    """The requested data set could not be loaded (missing files, no network)."""
+    """The requested data set could not be loaded (missing or corrupted files, no network)."""
+
+
+class ProtocolError(ValueError):
+    """The protocol's parameters do not fit the data (too few images for a split)."""
 
 
 def strong_recipe():
@@ -130,7 +135,7 @@ def strong_recipe():
     >>> clf.activation, clf.random_shift, clf.horizontal_flip
     ('relu', 1, True)
     """
-    return dict(RECIPES["strong"])
+    return recipe_params("strong")
 
 
 def recipe_params(name):
@@ -152,8 +157,22 @@ def recipe_params(name):
     {'activation': 'tanh', 'pooling': 'avg'}
     """
     if name not in RECIPES:
-        raise ValueError(f"Unknown recipe {name!r}; choose from {', '.join(RECIPES)}.")
-    return dict(RECIPES[name])
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}; got {name!r}.")
+    return _runnable(dict(RECIPES[name]))
+
+
+def _runnable(params):
+    # Transition shim: the recipes name the optimizer ("adamw") so that they
+    # are plain data; until the estimator accepts that name, hand it the class.
+    # Remove once LeNet5Classifier takes optimizer="adamw".
+    if params.get("optimizer") == "adamw":
+        from . import classifier
+
+        if "adamw" not in getattr(classifier, "_OPTIMIZERS", {"adamw": None}):
+            import torch
+
+            params["optimizer"] = torch.optim.AdamW
+    return params
 
 
 def make_baseline(name, random_state=0):
@@ -198,36 +217,25 @@ def make_baseline(name, random_state=0):
         return make_pipeline(MinMaxScaler(), KNeighborsClassifier(n_neighbors=5, n_jobs=-1))
     if name == "svc":
         return make_pipeline(StandardScaler(), SVC(C=10, random_state=random_state))
-    raise ValueError(f"Unknown baseline {name!r}; choose from {', '.join(BASELINES)}.")
+    raise ValueError(f"baseline must be one of {', '.join(BASELINES)}; got {name!r}.")
 
 
 # --------------------------------------------------------------------------- data
-def _subsample(X, y, n, seed):
-    """A stratified sample of ``n`` rows (all of them when ``n`` is None or large)."""
-    if n is None or n >= len(y):
-        return X, y
-    classes, counts = np.unique(y, return_counts=True)
-    if n < len(classes) or np.min(counts) < 2:
-        rows = np.sort(np.random.default_rng(seed).choice(len(y), n, replace=False))
-        return X[rows], y[rows]
-    X, _, y, _ = train_test_split(X, y, train_size=n, stratify=y, random_state=seed)
-    return X, y
-
-
 def load_study_data(dataset="auto", *, data_home=None, download=True, log=print):
     """Load the training and test images of the study.
 
     Parameters
     ----------
     dataset : {"auto", "fashion-mnist", "mnist", "digits"}, default="auto"
-        ``"auto"`` loads Fashion-MNIST when it can (local files, or a
-        download when ``download=True``) and otherwise falls back to
+        ``"auto"`` loads Fashion-MNIST when its files can be found (locally,
+        or by a download when ``download=True``) and otherwise falls back to
         scikit-learn's bundled digits, saying so in one line through ``log``.
-        ``"digits"`` (8x8 images, no official test set) is split 75/25,
-        stratified, with a fixed seed.
+        A file that is there but corrupted is an error, never a reason to
+        fall back. ``"digits"`` (8x8 images, no official test set) is split
+        75/25, stratified, with a fixed seed.
     data_home : str or path, default=None
         Directory holding the original IDX files (see
-        :func:`sklenet.datasets.load_fashion_mnist`).
+        :mod:`sklenet.datasets`).
     download : bool, default=True
         Whether missing files may be downloaded.
     log : callable, default=print
@@ -242,62 +250,61 @@ def load_study_data(dataset="auto", *, data_home=None, download=True, log=print)
     Raises
     ------
     DatasetUnavailableError
-        When an explicitly requested data set cannot be loaded.
+        When an explicitly requested data set cannot be loaded, or when a
+        data file is corrupted.
+
+    Examples
+    --------
+    >>> from sklenet.study import load_study_data
+    >>> data = load_study_data("digits")
+    >>> data["X_train"].shape, data["image_shape"]
+    ((1347, 64), (8, 8))
     """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}.")
+    if dataset == "digits":
+        return _digits()
     from . import datasets
 
-    if dataset not in DATASETS:
-        raise ValueError(f"Unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}.")
-    if dataset in ("auto", "fashion-mnist", "mnist"):
-        name = "mnist" if dataset == "mnist" else "fashion-mnist"
-        loader = datasets.load_mnist if name == "mnist" else datasets.load_fashion_mnist
-        try:
-            with warnings.catch_warnings():
-                # A data_home that does not exist is reported by our own error.
-                warnings.filterwarnings("ignore", message=".*does not exist; looking in")
-                train = loader(subset="train", data_home=data_home, download=download,
-                               verbose=bool(download))
-                test = loader(subset="test", data_home=data_home, download=download,
-                              verbose=bool(download))
-        except (datasets.DatasetNotFoundError, datasets.ChecksumError,
-                datasets.IDXFormatError) as exc:
-            if dataset != "auto":
-                title = "MNIST" if name == "mnist" else "Fashion-MNIST"
-                if isinstance(exc, datasets.DatasetNotFoundError):
-                    why = (f"{', '.join(exc.missing)} not found in "
-                           f"{', '.join(exc.searched)}")
-                    failures = getattr(exc, "failures", None)
-                    if failures:
-                        why += f"; download failed ({failures[0][1]})"
-                    elif not download:
-                        why += " and downloads are disabled"
-                    why += (". Put the original .gz files in a directory and pass it as "
-                            "data_home (--data-home DIR), or allow downloads.")
-                else:
-                    why = str(exc).splitlines()[0]
-                raise DatasetUnavailableError(f"{title} is not available: {why}") from exc
-            reason = type(exc).__name__
-            if isinstance(exc, datasets.DatasetNotFoundError) and not download:
-                reason = "files not found and downloads are disabled"
-            elif isinstance(exc, datasets.DownloadError):
-                reason = "files not found and the download failed"
-            log(
-                f"Fashion-MNIST is not available ({reason}); using scikit-learn's bundled "
-                f"digits (8x8 images) instead. Pass --data-home DIR with the Fashion-MNIST "
-                f"files to run the study on its data set."
-            )
-        else:
-            return {
-                "name": name,
-                "X_train": train.data,
-                "y_train": train.target,
-                "X_test": test.data,
-                "y_test": test.target,
-                "target_names": list(train.target_names),
-                "image_shape": (28, 28),
-                "source": str(Path(train.filenames[0]).parent),
-            }
+    name = "mnist" if dataset == "mnist" else "fashion-mnist"
+    title = "MNIST" if name == "mnist" else "Fashion-MNIST"
+    loader = datasets.fetch_mnist if name == "mnist" else datasets.fetch_fashion_mnist
+    try:
+        with warnings.catch_warnings():
+            # A data_home that does not exist is reported by the error below.
+            warnings.filterwarnings("ignore", message=".*does not exist; looking in")
+            train, test = (loader(subset=subset, data_home=data_home,
+                                  download_if_missing=download, verbose=bool(download))
+                           for subset in ("train", "test"))
+    except FileNotFoundError as exc:  # missing files, or every download failed
+        if dataset != "auto":
+            raise DatasetUnavailableError(f"{title} is not available: {exc}") from exc
+        log(f"{title} is not available ({_first_sentence(exc)}); using scikit-learn's "
+            f"bundled digits (8x8 images) instead. Pass --data-home DIR with the {title} "
+            f"files to run the study on its data set.")
+        return _digits()
+    except (OSError, ValueError) as exc:  # a file is there but corrupted or malformed
+        raise DatasetUnavailableError(f"{title} is not available: {exc}") from exc
+    return {
+        "name": name,
+        "X_train": train.data,
+        "y_train": train.target,
+        "X_test": test.data,
+        "y_test": test.target,
+        "target_names": list(train.target_names),
+        "image_shape": (28, 28),
+        "source": str(Path(train.filenames[0]).parent),
+    }
+
+
+def _first_sentence(exc):
+    text = " ".join(str(exc).split())
+    return text.split(". ")[0].rstrip(".")
+
+
+def _digits():
     from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
 
     digits = load_digits()
     X_train, X_test, y_train, y_test = train_test_split(
@@ -316,35 +323,146 @@ def load_study_data(dataset="auto", *, data_home=None, download=True, log=print)
     }
 
 
-# ------------------------------------------------------------------------ metrics
-def _n_params(model):
-    if isinstance(model, LeNet5Classifier):
-        return int(sum(p.numel() for p in model.net_.module_.parameters()))
-    final = model.steps[-1][1] if hasattr(model, "steps") else model
-    if hasattr(final, "coefs_"):  # MLP
-        return int(sum(c.size for c in final.coefs_) + sum(b.size for b in final.intercepts_))
-    if hasattr(final, "coef_") and hasattr(final, "intercept_"):  # linear
-        return int(final.coef_.size + np.size(final.intercept_))
-    return None
+def check_split(n_samples, n_classes, validation_fraction):
+    """Check that a stratified validation split of ``n_samples`` images is possible.
+
+    Both parts need at least one image per class, as scikit-learn's
+    stratified splitters do (they round the validation part up).
+
+    Parameters
+    ----------
+    n_samples : int
+        Images to split.
+    n_classes : int
+        Classes among them.
+    validation_fraction : float
+        Fraction held out for validation, in (0, 1).
+
+    Returns
+    -------
+    n_train, n_valid : int
+        The sizes of the two parts.
+
+    Raises
+    ------
+    ProtocolError
+        When a part would hold fewer images than there are classes; the
+        message gives the smallest ``n_samples`` that works.
+
+    Examples
+    --------
+    >>> from sklenet.study import check_split
+    >>> check_split(100, 10, 0.2)
+    (80, 20)
+    >>> check_split(20, 10, 0.2)
+    Traceback (most recent call last):
+    ...
+    sklenet.study.ProtocolError: ... use at least 46 images or a larger validation fraction.
+    """
+    n_valid = math.ceil(validation_fraction * n_samples)
+    n_train = n_samples - n_valid
+    if min(n_train, n_valid) >= n_classes:
+        return n_train, n_valid
+    # The smallest size that works, from the bounds on both parts, then
+    # checked step by step against the exact rounding above.
+    n = max(2 * n_classes, math.floor((n_classes - 1) / validation_fraction) + 1,
+            math.ceil(n_classes / (1 - validation_fraction)) - 1)
+    while min(n - math.ceil(validation_fraction * n), math.ceil(validation_fraction * n)) \
+            < n_classes:
+        n += 1
+    other = "a larger" if n_valid < n_classes else "a smaller"
+    raise ProtocolError(
+        f"a stratified validation split of {validation_fraction:.0%} of {n_samples} images "
+        f"leaves {n_valid} for validation and {n_train} for training, but each part needs "
+        f"at least one image per class ({n_classes} classes): use at least {n} images or "
+        f"{other} validation fraction."
+    )
 
 
-def _model_notes(model):
-    final = model.steps[-1][1] if hasattr(model, "steps") else model
-    if hasattr(final, "support_vectors_"):
-        return f"{len(final.support_vectors_)} support vectors"
-    if hasattr(final, "estimators_") and hasattr(final.estimators_[0], "tree_"):
-        nodes = sum(t.tree_.node_count for t in final.estimators_)
-        return f"{len(final.estimators_)} trees, {nodes} nodes"
-    if hasattr(final, "n_samples_fit_"):
-        return f"stores {final.n_samples_fit_} training images"
-    if hasattr(final, "n_iter_") and not isinstance(final, LeNet5Classifier):
-        n_iter = np.max(final.n_iter_)
-        return f"{int(n_iter)} iterations"
-    return None
+def _subsample(X, y, n, seed):
+    """A stratified sample of ``n`` rows (all of them when ``n`` is None or large)."""
+    if n is None or n >= len(y):
+        return X, y
+    classes, counts = np.unique(y, return_counts=True)
+    # Stratifying needs every class in both the sample and the rest.
+    if len(classes) <= n <= len(y) - len(classes) and np.min(counts) >= 2:
+        from sklearn.model_selection import train_test_split
+
+        X, _, y, _ = train_test_split(X, y, train_size=n, stratify=y, random_state=seed)
+        return X, y
+    rows = np.sort(np.random.default_rng(seed).choice(len(y), n, replace=False))
+    return X[rows], y[rows]
+
+
+_Split = namedtuple("_Split", "X_train y_train X_valid y_valid X_eval y_eval X_test y_test "
+                              "classes")
+
+
+def _split(data, validation_fraction, max_train_samples, max_test_samples,
+           train_eval_samples, seed):
+    """The protocol's one split of ``data``, shared by every contender."""
+    from sklearn.model_selection import train_test_split
+
+    X_full, y_full = _subsample(data["X_train"], data["y_train"], max_train_samples, seed)
+    X_test, y_test = _subsample(data["X_test"], data["y_test"], max_test_samples, seed)
+    classes = np.unique(y_full)
+    try:
+        check_split(len(y_full), len(classes), validation_fraction)
+    except ProtocolError as exc:
+        raise ProtocolError(f"max_train_samples={max_train_samples} and validation_fraction="
+                            f"{validation_fraction} on {data['name']}: {exc}") from None
+    X_train, X_valid, y_train, y_valid = train_test_split(
+        X_full, y_full, test_size=validation_fraction, stratify=y_full, random_state=seed)
+    # A different seed than the split's, so the sample is not the split's shadow.
+    X_eval, y_eval = _subsample(X_train, y_train, train_eval_samples, (seed + 1) % (_MAX_SEED + 1))
+    return _Split(X_train, y_train, X_valid, y_valid, X_eval, y_eval, X_test, y_test, classes)
+
+
+# ---------------------------------------------------------------------- contenders
+#: One model of the study: what to call it, the unfitted estimator, and the
+#: cap on the training images it is fitted on (None: all of them).
+_Contender = namedtuple("_Contender", "key name kind estimator max_train_samples announce")
+
+
+def _contenders(recipes, baselines, lenet_params, caps, random_state, verbose):
+    from .classifier import LeNet5Classifier
+
+    for recipe in recipes:
+        params = {**recipe_params(recipe), **lenet_params,
+                  "random_state": random_state, "verbose": max(0, min(int(verbose), 2))}
+        yield _Contender(f"lenet5-{recipe}", _RECIPE_TITLES[recipe], "lenet5",
+                         LeNet5Classifier(**params), None,
+                         f"[LeNet-5 / {recipe}] {_describe_params(params)}")
+    for name in baselines:
+        description = BASELINES[name][0]
+        yield _Contender(name, description, "baseline", make_baseline(name, random_state),
+                         caps.get(name), f"[{name}] fitting {description}")
+
+
+def _fit(contender, split, seed, say):
+    """Fit a contender on (a sample of) the training part; returns (seconds, n_images)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = _subsample(split.X_train, split.y_train, contender.max_train_samples, seed)
+    fit_params = {}
+    if contender.kind == "lenet5":
+        fit_params["validation_data"] = (split.X_valid, split.y_valid)
+    else:
+        # float32 halves the copy scikit-learn would otherwise make in float64.
+        X = np.asarray(X, dtype=np.float32)
+    sample_note = "" if len(y) == len(split.y_train) else f" on {len(y)} images"
+    say(f"{contender.announce}{sample_note}")
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        contender.estimator.fit(X, y, **fit_params)
+    return time.perf_counter() - start, len(y)
 
 
 def _evaluate(model, X, y, classes):
-    """(accuracy, log-loss or None, seconds to predict)."""
+    """(accuracy, log-loss or None, seconds to predict, predictions)."""
+    from sklearn.metrics import accuracy_score, log_loss
+
     start = time.perf_counter()
     proba = None
     if hasattr(model, "predict_proba"):
@@ -353,14 +471,122 @@ def _evaluate(model, X, y, classes):
     else:
         pred = model.predict(X)
     seconds = time.perf_counter() - start
-    loss = None
-    if proba is not None:
-        loss = float(log_loss(y, proba, labels=classes))
+    loss = None if proba is None else float(log_loss(y, proba, labels=classes))
     return float(accuracy_score(y, pred)), loss, seconds, pred
 
 
-def _fmt_seconds(seconds):
+def _row(contender, split, fit_time, n_train):
+    """The result row of a fitted contender: every field of it is made here."""
+    from sklearn.metrics import confusion_matrix
+
+    model = contender.estimator
+    train_acc, train_loss, _, _ = _evaluate(model, split.X_eval, split.y_eval, split.classes)
+    valid_acc, valid_loss, _, _ = _evaluate(model, split.X_valid, split.y_valid, split.classes)
+    test_acc, test_loss, predict_time, pred = _evaluate(model, split.X_test, split.y_test,
+                                                        split.classes)
+    row = {
+        "key": contender.key,
+        "name": contender.name,
+        "kind": contender.kind,
+        "params": _jsonable(_shown_params(model)),
+        "train_accuracy": train_acc,
+        "train_loss": train_loss,
+        "valid_accuracy": valid_acc,
+        "valid_loss": valid_loss,
+        "test_accuracy": test_acc,
+        "test_loss": test_loss,
+        "fit_time": fit_time,
+        "predict_time": predict_time,
+        "n_params": _n_params(model),
+        "n_train": int(n_train),
+        "notes": _model_notes(model),
+        "confusion_matrix": confusion_matrix(split.y_test, pred,
+                                             labels=split.classes).tolist(),
+    }
+    if hasattr(model, "history_"):  # LeNet-5: the curves per epoch
+        row["history"] = _jsonable(model.history_)
+        row["epochs"] = int(model.n_iter_)
+    return row
+
+
+def _final(model):
+    return model.steps[-1][1] if hasattr(model, "steps") else model
+
+
+def _n_params(model):
+    final = _final(model)
+    if hasattr(final, "net_"):  # LeNet-5
+        return int(sum(p.numel() for p in final.net_.module_.parameters()))
+    if hasattr(final, "coefs_"):  # MLP
+        return int(sum(c.size for c in final.coefs_) + sum(b.size for b in final.intercepts_))
+    if hasattr(final, "coef_") and hasattr(final, "intercept_"):  # linear
+        return int(final.coef_.size + np.size(final.intercept_))
+    return None
+
+
+def _model_notes(model):
+    final = _final(model)
+    if hasattr(final, "support_vectors_"):
+        return f"{len(final.support_vectors_)} support vectors"
+    if hasattr(final, "estimators_") and hasattr(final.estimators_[0], "tree_"):
+        nodes = sum(t.tree_.node_count for t in final.estimators_)
+        return f"{len(final.estimators_)} trees, {nodes} nodes"
+    if hasattr(final, "n_samples_fit_"):
+        return f"stores {final.n_samples_fit_} training images"
+    if hasattr(final, "n_iter_") and not hasattr(final, "net_"):
+        return f"{int(np.max(final.n_iter_))} iterations"
+    return None
+
+
+def _shown_params(model):
+    """Preprocessing steps, then the final estimator's parameters that differ from
+    its class defaults (``verbose`` says nothing about the model, so it is left out)."""
+    final = _final(model)
+    params = {}
+    if hasattr(model, "steps"):
+        params["preprocessing"] = [type(step).__name__ for _, step in model.steps[:-1]]
+    defaults = type(final)().get_params(deep=False)
+    params.update(
+        (k, v) for k, v in final.get_params(deep=False).items()
+        if k != "verbose" and (k not in defaults or repr(v) != repr(defaults[k]))
+    )
+    return params
+
+
+def _describe_params(params):
+    skip = {"verbose", "random_state"}
+    return ", ".join(f"{k}={v}" for k, v in params.items() if k not in skip) or "defaults"
+
+
+def _seconds(seconds):
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _jsonable(value):
+    """``value`` with numpy scalars, tuples, classes and non-finite floats made JSON data."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    return repr(value)
+
+
+def _check_choices(values, known, what):
+    values = list(values)
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise ValueError(f"{what} must be taken from {', '.join(known)}; got {unknown[0]!r}.")
+    return values
 
 
 # -------------------------------------------------------------------------- study
@@ -378,16 +604,20 @@ def run_study(
     baseline_max_train_samples=None,
     train_eval_samples=10_000,
     random_state=0,
-    out=None,
     verbose=1,
     log=print,
 ):
     """Run the study's protocol: LeNet-5 recipes and sklearn baselines on one split.
 
+    Nothing is written to disk; pass the results to
+    :func:`sklenet.report.write_report` for ``results.json``, ``results.md``
+    and the figures.
+
     Parameters
     ----------
-    dataset : {"auto", "fashion-mnist", "mnist", "digits"}, default="auto"
-        See :func:`load_study_data`.
+    dataset : {"auto", "fashion-mnist", "mnist", "digits"} or dict, default="auto"
+        The data set's name (see :func:`load_study_data`), or data that
+        :func:`load_study_data` returned.
     data_home : str or path, default=None
         Directory holding the original IDX files.
     download : bool, default=True
@@ -398,30 +628,23 @@ def run_study(
         :class:`~sklenet.LeNet5Classifier` parameters that override those of
         every recipe (e.g. ``{"max_epochs": 3}``).
     baselines : sequence of str, default=DEFAULT_BASELINES
-        scikit-learn baselines to run (see :data:`BASELINES`); empty for none.
+        scikit-learn baselines (see :data:`BASELINES`), one row each.
     validation_fraction : float, default=0.2
         Stratified fraction of the training set held out for validation.
-    max_train_samples : int, default=None
-        Use a stratified sample of at most this many training images (before
-        the validation split), for a quick run.
-    max_test_samples : int, default=None
-        Evaluate on a stratified sample of at most this many test images.
+    max_train_samples, max_test_samples : int, default=None
+        Use a stratified sample of this many training (before the validation
+        split) or test images; all of them when None.
     baseline_max_train_samples : dict, default=None
-        Per-baseline caps on the training images it is fitted on, overriding
-        the default caps of :data:`BASELINES` (SVC: 10,000); ``None`` as a
-        value lifts the cap.
-    train_eval_samples : int or None, default=10000
-        Training accuracy and loss are measured on a fixed random sample of at
-        most this many training images (the same for every model), so that
-        slow predictors (k-NN) stay affordable. None uses all of them.
+        Baseline name -> cap on its training images, overriding the default
+        caps of :data:`BASELINES` (SVC: 10,000).
+    train_eval_samples : int, default=10_000
+        Training accuracy and loss are measured on a fixed sample of this
+        many training images.
     random_state : int, default=0
-        Seed of the split, the samples and every model.
-    out : str or path, default=None
-        Directory to write ``results.json``, ``results.md`` and the figures
-        into (made if needed). Nothing is written when None.
+        Seed of the split and of every model, in [0, 2**32 - 1].
     verbose : int, default=1
-        0: silent; 1: per-epoch lines of LeNet-5 and one line per model;
-        2: also progress bars over the batches.
+        0: silent; 1: one line per model and LeNet-5's epochs; 2: also a
+        progress bar over the batches.
     log : callable, default=print
         Receives the progress lines.
 
@@ -433,57 +656,66 @@ def run_study(
         ``train_accuracy``, ``train_loss``, ``valid_accuracy``, ``valid_loss``,
         ``test_accuracy``, ``test_loss``, ``fit_time``, ``predict_time``,
         ``n_params``, ``n_train``, ``notes``, ``confusion_matrix``, and for
-        LeNet-5 ``history``), ``figures`` (file names, when ``out`` is set),
-        ``environment`` and ``total_time``.
+        LeNet-5 ``history`` and ``epochs``), ``environment`` and
+        ``total_time``.
+
+    Raises
+    ------
+    DatasetUnavailableError
+        When the data set cannot be loaded.
+    ProtocolError
+        When the (sampled) training set is too small for the split.
+
+    Examples
+    --------
+    >>> from sklenet.study import run_study
+    >>> results = run_study("digits", recipes=[], baselines=["knn"], verbose=0)
+    >>> [row["key"] for row in results["models"]], results["dataset"]["n_valid"]
+    (['knn'], 270)
     """
     started = time.perf_counter()
-    if not log:
-        log = _silent
-    say = log if verbose else _silent
-    recipes = list(recipes)
-    for name in recipes:
-        recipe_params(name)  # validates
-    baselines = list(baselines)
-    for name in baselines:
-        if name not in BASELINES:
-            raise ValueError(f"Unknown baseline {name!r}; choose from {', '.join(BASELINES)}.")
+    say = (log or _silent) if verbose else _silent
+    recipes = _check_choices(recipes, RECIPES, "recipes")
+    baselines = _check_choices(baselines, BASELINES, "baselines")
     if not 0 < validation_fraction < 1:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}.")
+        raise ValueError(f"validation_fraction must be in (0, 1); got {validation_fraction!r}.")
+    if not (isinstance(random_state, (int, np.integer)) and 0 <= random_state <= _MAX_SEED):
+        raise ValueError(f"random_state must be an integer in [0, 2**32 - 1]; "
+                         f"got {random_state!r}.")
     caps = {name: cap for name, (_, cap) in BASELINES.items()}
     caps.update(baseline_max_train_samples or {})
-    out_dir = None if out is None else _prepare_out(out)
 
-    data = load_study_data(dataset, data_home=data_home, download=download, log=log)
-    X_full, y_full = _subsample(data["X_train"], data["y_train"], max_train_samples,
-                                random_state)
-    X_test, y_test = _subsample(data["X_test"], data["y_test"], max_test_samples,
-                                random_state)
-    X_train, X_valid, y_train, y_valid = train_test_split(
-        X_full, y_full, test_size=validation_fraction, stratify=y_full,
-        random_state=random_state,
-    )
-    X_train_eval, y_train_eval = _subsample(X_train, y_train, train_eval_samples,
-                                            random_state + 1)
-    classes = np.unique(y_full)
+    data = dataset if isinstance(dataset, dict) else load_study_data(
+        dataset, data_home=data_home, download=download, log=log or _silent)
+    split = _split(data, validation_fraction, max_train_samples, max_test_samples,
+                   train_eval_samples, random_state)
+    say(f"Data set: {data['name']} ({data['source']}): {len(split.y_train)} training, "
+        f"{len(split.y_valid)} validation (stratified {validation_fraction:.0%}), "
+        f"{len(split.y_test)} test images, {len(split.classes)} classes")
+
+    rows = []
+    for contender in _contenders(recipes, baselines, dict(lenet_params or {}), caps,
+                                 random_state, verbose):
+        fit_time, n_train = _fit(contender, split, random_state, say)
+        rows.append(_row(contender, split, fit_time, n_train))
+        loss = "" if rows[-1]["test_loss"] is None else f", test loss {rows[-1]['test_loss']:.3f}"
+        say(f"  {contender.name}: test accuracy {rows[-1]['test_accuracy']:.4f}{loss} "
+            f"(validation {rows[-1]['valid_accuracy']:.4f}, fit {_seconds(fit_time)}, "
+            f"predict {_seconds(rows[-1]['predict_time'])})")
+
     target_names = data["target_names"]
-    say(
-        f"Data set: {data['name']} ({data['source']}): {len(y_train)} training, "
-        f"{len(y_valid)} validation (stratified {validation_fraction:.0%}), "
-        f"{len(y_test)} test images, {len(classes)} classes"
-    )
-
-    results = {
+    return {
         "dataset": {
             "name": data["name"],
             "source": data["source"],
-            "n_train": int(len(y_train)),
-            "n_valid": int(len(y_valid)),
-            "n_test": int(len(y_test)),
-            "n_train_eval": int(len(y_train_eval)),
+            "n_train": int(len(split.y_train)),
+            "n_valid": int(len(split.y_valid)),
+            "n_test": int(len(split.y_test)),
+            "n_train_eval": int(len(split.y_eval)),
             "image_shape": list(data["image_shape"]),
-            "classes": [str(target_names[int(c)]) for c in classes],
+            "classes": [str(target_names[int(c)]) for c in split.classes],
         },
-        "protocol": {
+        "protocol": _jsonable({
             "validation_fraction": validation_fraction,
             "max_train_samples": max_train_samples,
             "max_test_samples": max_test_samples,
@@ -492,130 +724,15 @@ def run_study(
             "recipes": recipes,
             "lenet_params": dict(lenet_params or {}),
             "baselines": baselines,
-        },
-        "models": [],
+        }),
+        "models": rows,
+        "environment": _environment(),
+        "total_time": time.perf_counter() - started,
     }
-
-    def record(key, name, kind, model, params, fit_time, n_train, history=None):
-        train_acc, train_loss, _, _ = _evaluate(model, X_train_eval, y_train_eval, classes)
-        valid_acc, valid_loss, _, _ = _evaluate(model, X_valid, y_valid, classes)
-        test_acc, test_loss, predict_time, pred = _evaluate(model, X_test, y_test, classes)
-        row = {
-            "key": key,
-            "name": name,
-            "kind": kind,
-            "params": params,
-            "train_accuracy": train_acc,
-            "train_loss": train_loss,
-            "valid_accuracy": valid_acc,
-            "valid_loss": valid_loss,
-            "test_accuracy": test_acc,
-            "test_loss": test_loss,
-            "fit_time": fit_time,
-            "predict_time": predict_time,
-            "n_params": _n_params(model),
-            "n_train": int(n_train),
-            "notes": _model_notes(model),
-            "confusion_matrix": confusion_matrix(y_test, pred, labels=classes).tolist(),
-        }
-        if history is not None:
-            row["history"] = history
-        results["models"].append(row)
-        loss = "" if test_loss is None else f", test loss {test_loss:.3f}"
-        say(
-            f"  {name}: test accuracy {test_acc:.4f}{loss} (validation {valid_acc:.4f}, "
-            f"fit {_fmt_seconds(fit_time)}, predict {_fmt_seconds(predict_time)})"
-        )
-        return pred
-
-    predictions = {}
-    for recipe in recipes:
-        params = recipe_params(recipe)
-        params.update(lenet_params or {})
-        params.update(random_state=random_state, verbose=max(0, min(int(verbose), 2)))
-        clf = LeNet5Classifier(**params)
-        shown = {k: v for k, v in _changed_params(clf).items() if k != "verbose"}
-        say(f"[LeNet-5 / {recipe}] {_describe_params(params)}")
-        start = time.perf_counter()
-        clf.fit(X_train, y_train, validation_data=(X_valid, y_valid))
-        fit_time = time.perf_counter() - start
-        predictions[f"lenet5-{recipe}"] = record(
-            f"lenet5-{recipe}", _RECIPE_TITLES[recipe], "lenet5", clf,
-            _jsonable(shown), fit_time, len(y_train), history=clf.history_,
-        )
-        results["models"][-1]["epochs"] = clf.n_iter_
-
-    for name in baselines:
-        model = make_baseline(name, random_state)
-        cap = caps.get(name)
-        X_fit, y_fit = _subsample(X_train, y_train, cap, random_state)
-        description = BASELINES[name][0]
-        sample_note = "" if len(y_fit) == len(y_train) else f" on {len(y_fit)} images"
-        say(f"[{name}] fitting {description}{sample_note} ...")
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            from sklearn.exceptions import ConvergenceWarning
-
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(np.asarray(X_fit, dtype=np.float32), y_fit)
-        fit_time = time.perf_counter() - start
-        record(name, description, "baseline", model, _jsonable(_final_params(model)),
-               fit_time, len(y_fit))
-
-    results["environment"] = _environment()
-    results["total_time"] = time.perf_counter() - started
-    if out_dir is not None:
-        results["figures"] = _write_figures(out_dir, data, X_train, y_train, y_test,
-                                            predictions, results, target_names)
-        write_report(results, out_dir)
-        say(f"Wrote results.json, results.md and {len(results['figures'])} figures "
-            f"to {out_dir}")
-    return results
 
 
 def _silent(*args, **kwargs):
     pass
-
-
-def _describe_params(params):
-    skip = {"verbose", "random_state"}
-    return ", ".join(f"{k}={v}" for k, v in params.items() if k not in skip) or "defaults"
-
-
-def _changed_params(estimator):
-    """The parameters of ``estimator`` that differ from its class defaults."""
-    defaults = type(estimator)().get_params(deep=False)
-    return {
-        k: v for k, v in estimator.get_params(deep=False).items()
-        if k not in defaults or repr(v) != repr(defaults[k])
-    }
-
-
-def _final_params(model):
-    final = model.steps[-1][1] if hasattr(model, "steps") else model
-    params = {}
-    if hasattr(model, "steps"):
-        params["preprocessing"] = [type(step).__name__ for _, step in model.steps[:-1]]
-    params.update(_changed_params(final))
-    return params
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        if isinstance(value, float) and not math.isfinite(value):
-            return str(value)
-        return value
-    if isinstance(value, type):
-        return f"{value.__module__}.{value.__qualname__}"
-    return repr(value)
 
 
 def _environment():
@@ -639,177 +756,10 @@ def _environment():
     }
 
 
-def _prepare_out(out):
-    """Make ``out`` and check that it is writable, before any long computation."""
-    out_dir = Path(out)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".sklenet-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise OSError(f"cannot write to output directory {str(out_dir)!r}: {reason}") from exc
-    return out_dir
+def __getattr__(name):
+    # The report functions lived here before sklenet.report; old imports keep working.
+    if name in ("write_report", "format_table"):
+        from . import report
 
-
-# ------------------------------------------------------------------------ reports
-def _write_figures(out_dir, data, X_train, y_train, y_test, test_predictions, results,
-                   target_names):
-    from . import plotting
-
-    plt = plotting._pyplot()
-    written = {}
-    image_shape = data["image_shape"]
-
-    fig = plotting.plot_samples(
-        X_train, y_train, target_names=target_names, n_per_class=3, image_shape=image_shape,
-        title=f"{data['name']}: sample training images",
-    )
-    written["samples"] = _save(fig, out_dir / _FIGURES["samples"], plt)
-
-    lenet_rows = [m for m in results["models"] if m["kind"] == "lenet5"]
-    if lenet_rows:
-        for metric in ("loss", "accuracy"):
-            n = len(lenet_rows)
-            fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 3.8), squeeze=False,
-                                     sharey=True, layout="constrained")
-            for ax, row in zip(axes[0], lenet_rows):
-                plotting.plot_history(row["history"], metric, ax=ax, title=row["name"])
-            fig.suptitle(f"{data['name']}: training and validation {metric} per epoch")
-            written[metric] = _save(fig, out_dir / _FIGURES[metric], plt)
-
-        n = len(lenet_rows)
-        fig, axes = plt.subplots(1, n, figsize=(6.4 * n, 6.0), squeeze=False,
-                                 layout="constrained")
-        for ax, row in zip(axes[0], lenet_rows):
-            plotting.plot_confusion_matrix(
-                y_test, test_predictions[row["key"]], target_names=target_names, ax=ax,
-                title=f"{row['name']}\ntest accuracy {row['test_accuracy']:.4f}",
-            )
-        fig.suptitle(f"{data['name']}: test confusion matrix")
-        written["confusion_matrix"] = _save(fig, out_dir / _FIGURES["confusion_matrix"], plt)
-    return written
-
-
-def _save(fig, path, plt):
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
-
-
-def _pct(value):
-    return "" if value is None else f"{100 * value:.2f}%"
-
-
-def _num(value, digits=3):
-    return "" if value is None else f"{value:.{digits}f}"
-
-
-def _table_rows(results):
-    rows = []
-    for m in results["models"]:
-        rows.append([
-            m["name"],
-            _pct(m["train_accuracy"]),
-            _pct(m["valid_accuracy"]),
-            _pct(m["test_accuracy"]),
-            _num(m["train_loss"]),
-            _num(m["valid_loss"]),
-            _num(m["test_loss"]),
-            _fmt_seconds(m["fit_time"]),
-            _fmt_seconds(m["predict_time"]),
-            "" if m["n_params"] is None else f"{m['n_params']:,}",
-            str(m["n_train"]),
-        ])
-    return rows
-
-
-_HEADERS = ["model", "train acc", "valid acc", "test acc", "train loss", "valid loss",
-            "test loss", "fit time", "predict time", "parameters", "fit on"]
-
-
-def format_table(results, markdown=False):
-    """The results as a text table (plain for the terminal, or Markdown).
-
-    Parameters
-    ----------
-    results : dict
-        What :func:`run_study` returned.
-    markdown : bool, default=False
-        Markdown pipe table instead of aligned plain text.
-
-    Returns
-    -------
-    table : str
-    """
-    rows = _table_rows(results)
-    if markdown:
-        lines = ["| " + " | ".join(_HEADERS) + " |",
-                 "|" + "|".join(["---"] + ["---:"] * (len(_HEADERS) - 1)) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(_HEADERS)]
-
-    def fmt(cells):
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
-
-    return "\n".join([fmt(_HEADERS), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
-
-
-def write_report(results, out):
-    """Write ``results.json`` and ``results.md`` into the directory ``out``.
-
-    Parameters
-    ----------
-    results : dict
-        What :func:`run_study` returned.
-    out : str or path
-        An existing directory.
-    """
-    out = Path(out)
-    with open(out / "results.json", "w", encoding="utf-8") as f:
-        json.dump(_jsonable(results), f, indent=2)
-        f.write("\n")
-    d = results["dataset"]
-    p = results["protocol"]
-    lines = [
-        f"# LeNet-5 and scikit-learn baselines on {d['name']}",
-        "",
-        f"Training images: {d['n_train']}; validation: {d['n_valid']} "
-        f"(stratified {p['validation_fraction']:.0%} of the training set); test: "
-        f"{d['n_test']}. Training accuracy and loss are measured on "
-        f"{d['n_train_eval']} training images. Seed {p['random_state']}. "
-        f"Source: {d['source']}.",
-        "",
-        format_table(results, markdown=True),
-        "",
-        "Losses are log-losses (cross-entropy), given where the model has "
-        "`predict_proba`. Predict time is for the test set. \"fit on\" is the number of "
-        "training images the model was fitted on.",
-        "",
-        "## Models",
-        "",
-        "Parameters that differ from the estimator's defaults:",
-        "",
-    ]
-    for m in results["models"]:
-        params = ", ".join(f"{k}={v}" for k, v in m["params"].items()) or "defaults"
-        note = f" ({m['notes']})" if m.get("notes") else ""
-        lines.append(f"- **{m['name']}**{note}: {params}")
-    if results.get("figures"):
-        lines += ["", "## Figures", ""]
-        for key, fname in results["figures"].items():
-            lines.append(f"![{key}]({fname})")
-    env = results.get("environment", {})
-    if env:
-        lines += ["", "## Environment", "",
-                  ", ".join(f"{k} {v}" for k, v in env.items()),
-                  "", f"Total time: {_fmt_seconds(results.get('total_time', 0))}."]
-    (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("Use `python -m sklenet reproduce` instead.")
+        return getattr(report, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,280 @@
+"""Output of the study: ``results.json``, ``results.md`` and figures.
+
+:func:`sklenet.study.run_study` computes the results and writes nothing;
+this module renders them. :func:`write_report` writes every file into a
+hidden staging directory first and moves them into place only once all of
+them are complete, ``results.json`` last: a run that fails or is interrupted
+leaves the output directory as it was, and a ``results.json`` there always
+belongs to a finished run.
+
+Examples
+--------
+>>> from sklenet.report import format_table
+>>> row = {"name": "knn", "train_accuracy": 0.99, "valid_accuracy": 0.98,
+...        "test_accuracy": 0.975, "train_loss": None, "valid_loss": None,
+...        "test_loss": None, "fit_time": 0.01, "predict_time": 0.2,
+...        "n_params": None, "n_train": 1077}
+>>> print(format_table({"models": [row]}, markdown=True))  # doctest: +NORMALIZE_WHITESPACE
+| model | train acc | valid acc | test acc | train loss | valid loss | test loss | fit time | predict time | parameters | fit on |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| knn | 99.00% | 98.00% | 97.50% |  |  |  | 0.0 s | 0.2 s |  | 1077 |
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+__all__ = ["FIGURES", "prepare_output_dir", "format_table", "render_markdown",
+           "write_report"]
+
+#: Figure name -> file name in the output directory.
+FIGURES = {
+    "samples": "samples.png",
+    "loss": "loss.png",
+    "accuracy": "accuracy.png",
+    "confusion_matrix": "confusion_matrix.png",
+}
+
+_HEADERS = ["model", "train acc", "valid acc", "test acc", "train loss", "valid loss",
+            "test loss", "fit time", "predict time", "parameters", "fit on"]
+
+
+def prepare_output_dir(out):
+    """Make the directory ``out`` and check that it is writable.
+
+    Call it before a long computation, so that a bad ``out`` fails at once.
+
+    Parameters
+    ----------
+    out : str or path
+        The output directory; created with its parents when missing.
+
+    Returns
+    -------
+    out : pathlib.Path
+
+    Raises
+    ------
+    OSError
+        When ``out`` cannot be created or written to; the message names it.
+    """
+    out_dir = Path(out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out_dir).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise OSError(f"cannot write to output directory {str(out_dir)!r}: {reason}") from exc
+    return out_dir
+
+
+def _pct(value):
+    return "" if value is None else f"{100 * value:.2f}%"
+
+
+def _num(value, digits=3):
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _seconds(seconds):
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _table_rows(results):
+    return [
+        [
+            m["name"],
+            _pct(m["train_accuracy"]),
+            _pct(m["valid_accuracy"]),
+            _pct(m["test_accuracy"]),
+            _num(m["train_loss"]),
+            _num(m["valid_loss"]),
+            _num(m["test_loss"]),
+            _seconds(m["fit_time"]),
+            _seconds(m["predict_time"]),
+            "" if m["n_params"] is None else f"{m['n_params']:,}",
+            str(m["n_train"]),
+        ]
+        for m in results["models"]
+    ]
+
+
+def format_table(results, markdown=False):
+    """The results as a text table (plain for the terminal, or Markdown).
+
+    Parameters
+    ----------
+    results : dict
+        What :func:`sklenet.study.run_study` returned.
+    markdown : bool, default=False
+        Markdown pipe table instead of aligned plain text.
+
+    Returns
+    -------
+    table : str
+    """
+    rows = _table_rows(results)
+    if markdown:
+        lines = ["| " + " | ".join(_HEADERS) + " |",
+                 "|" + "|".join(["---"] + ["---:"] * (len(_HEADERS) - 1)) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(_HEADERS)]
+
+    def fmt(cells):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths)))
+
+    return "\n".join([fmt(_HEADERS), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+
+
+def render_markdown(results):
+    """The text of ``results.md``: the protocol, the table, each model's parameters.
+
+    Parameters
+    ----------
+    results : dict
+        What :func:`sklenet.study.run_study` returned (with ``figures`` when
+        they were written).
+
+    Returns
+    -------
+    text : str
+    """
+    d = results["dataset"]
+    p = results["protocol"]
+    lines = [
+        f"# LeNet-5 and scikit-learn baselines on {d['name']}",
+        "",
+        f"Training images: {d['n_train']}; validation: {d['n_valid']} "
+        f"(stratified {p['validation_fraction']:.0%} of the training set); test: "
+        f"{d['n_test']}. Training accuracy and loss are measured on "
+        f"{d['n_train_eval']} training images. Seed {p['random_state']}. "
+        f"Source: {d['source']}.",
+        "",
+        format_table(results, markdown=True),
+        "",
+        "Losses are log-losses (cross-entropy), given where the model has "
+        "`predict_proba`. Predict time is for the test set. \"fit on\" is the number of "
+        "training images the model was fitted on.",
+        "",
+        "## Models",
+        "",
+        "Parameters that differ from the estimator's defaults:",
+        "",
+    ]
+    for m in results["models"]:
+        params = ", ".join(f"{k}={v}" for k, v in m["params"].items()) or "defaults"
+        note = f" ({m['notes']})" if m.get("notes") else ""
+        lines.append(f"- **{m['name']}**{note}: {params}")
+    if results.get("figures"):
+        lines += ["", "## Figures", ""]
+        lines += [f"![{key}]({fname})" for key, fname in results["figures"].items()]
+    env = results.get("environment", {})
+    if env:
+        lines += ["", "## Environment", "",
+                  ", ".join(f"{k} {v}" for k, v in env.items()),
+                  "", f"Total time: {_seconds(results.get('total_time', 0))}."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results, out, *, data=None, figures=True):
+    """Write ``results.json``, ``results.md`` and the figures into ``out``.
+
+    All or nothing: the files are written into a hidden staging directory
+    inside ``out`` and moved into place (``os.replace``) only when every one
+    of them is complete, ``results.json`` last. On any exception, Ctrl-C
+    included, ``out`` keeps the files it had.
+
+    Parameters
+    ----------
+    results : dict
+        What :func:`sklenet.study.run_study` returned.
+    out : str or path
+        The output directory; created when missing.
+    data : dict, default=None
+        What :func:`sklenet.study.load_study_data` returned; needed only for
+        the figure of sample training images.
+    figures : bool, default=True
+        Whether to draw the figures (sample images, loss and accuracy per
+        epoch of each LeNet-5 row, the test confusion matrices).
+
+    Returns
+    -------
+    results : dict
+        A copy of ``results`` with ``figures``: figure name -> file name.
+    """
+    out_dir = prepare_output_dir(out)
+    staging = Path(tempfile.mkdtemp(prefix=".sklenet-report-", dir=out_dir))
+    try:
+        results = dict(results)
+        results["figures"] = _write_figures(staging, results, data) if figures else {}
+        (staging / "results.md").write_text(render_markdown(results), encoding="utf-8")
+        text = json.dumps(results, indent=2, allow_nan=False, default=_json_default)
+        (staging / "results.json").write_text(text + "\n", encoding="utf-8")
+        names = list(results["figures"].values()) + ["results.md", "results.json"]
+        for name in names:
+            _fsync(staging / name)
+        for name in names:
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return results
+
+
+def _fsync(path):
+    # The data reaches the disk before the rename makes it visible.
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"results hold a {type(value).__name__}, which JSON cannot store.")
+
+
+def _write_figures(directory, results, data):
+    """Draw the figures into ``directory``; returns figure name -> file name."""
+    from . import plotting
+
+    plt = plotting._pyplot()
+    name = results["dataset"]["name"]
+    target_names = results["dataset"]["classes"]
+    written = {}
+
+    def save(fig, key):
+        fig.savefig(directory / FIGURES[key], dpi=100)
+        plt.close(fig)
+        written[key] = FIGURES[key]
+
+    if data is not None:
+        save(plotting.plot_samples(
+            data["X_train"], data["y_train"], target_names=data["target_names"],
+            n_per_class=3, image_shape=data["image_shape"],
+            title=f"{name}: sample training images"), "samples")
+    rows = [m for m in results["models"] if m.get("history")]
+    if rows:
+        for metric in ("loss", "accuracy"):
+            fig, axes = plt.subplots(1, len(rows), figsize=(5.2 * len(rows), 3.8),
+                                     squeeze=False, sharey=True, layout="constrained")
+            for ax, row in zip(axes[0], rows):
+                plotting.plot_history(row["history"], metric, ax=ax, title=row["name"])
+            fig.suptitle(f"{name}: training and validation {metric} per epoch")
+            save(fig, metric)
+        fig, axes = plt.subplots(1, len(rows), figsize=(6.4 * len(rows), 6.0),
+                                 squeeze=False, layout="constrained")
+        for ax, row in zip(axes[0], rows):
+            plotting._draw_confusion_matrix(
+                row["confusion_matrix"], target_names, ax=ax,
+                title=f"{row['name']}\ntest accuracy {row['test_accuracy']:.4f}")
+        fig.suptitle(f"{name}: test confusion matrix")
+        save(fig, "confusion_matrix")
+    return written
