@@ -44,12 +44,12 @@ CHUNK = 256
 def load_data(data_home):
     """(X_train, y_train, X_test, y_test, source); images uint8 (n, 28, 28)."""
     if data_home is not None and Path(data_home, "train-images-idx3-ubyte.gz").exists():
-        from sklenet.datasets import load_fashion_mnist
+        from sklenet.datasets import fetch_fashion_mnist
 
-        train = load_fashion_mnist(subset="train", data_home=data_home, download=False,
-                                   verbose=False)
-        test = load_fashion_mnist(subset="test", data_home=data_home, download=False,
-                                  verbose=False)
+        train = fetch_fashion_mnist(subset="train", data_home=data_home,
+                                    download_if_missing=False, verbose=False)
+        test = fetch_fashion_mnist(subset="test", data_home=data_home,
+                                   download_if_missing=False, verbose=False)
         return (train.images, train.target, test.images, test.target,
                 f"Fashion-MNIST ({data_home})")
     rng = np.random.default_rng(0)

@@ -8,7 +8,7 @@ with one-hot labels and a softmax output, with 20% of the training set held out
 (stratified) for validation, loss and accuracy followed epoch by epoch, and a
 final evaluation on the official test set.
 
-The data is read with :func:`sklenet.datasets.load_fashion_mnist` from the
+The data is read with :func:`sklenet.datasets.fetch_fashion_mnist` from the
 directory named by ``SKLENET_DATA_HOME`` (or the scikit-learn data home), and
 downloaded when missing. Without the files and without a network the example
 falls back to scikit-learn's digits and says so. The full reproduction, with
@@ -30,15 +30,15 @@ from sklearn.metrics import ConfusionMatrixDisplay
 from sklearn.model_selection import train_test_split
 
 from sklenet import LeNet5Classifier
-from sklenet.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+from sklenet.datasets import FASHION_MNIST_CLASSES, fetch_fashion_mnist
 
 data_home = os.environ.get("SKLENET_DATA_HOME")
 try:
-    X_train, y_train = load_fashion_mnist(
-        subset="train", data_home=data_home, download=not QUICK, return_X_y=True
+    X_train, y_train = fetch_fashion_mnist(
+        subset="train", data_home=data_home, download_if_missing=not QUICK, return_X_y=True
     )
-    X_test, y_test = load_fashion_mnist(
-        subset="test", data_home=data_home, download=not QUICK, return_X_y=True
+    X_test, y_test = fetch_fashion_mnist(
+        subset="test", data_home=data_home, download_if_missing=not QUICK, return_X_y=True
     )
     target_names = list(FASHION_MNIST_CLASSES)
     image_size = 28

@@ -1,68 +1,50 @@
-"""Loaders for Fashion-MNIST and MNIST, in the style of ``sklearn.datasets.fetch_*``.
+"""Fetchers for Fashion-MNIST and MNIST, in the style of ``sklearn.datasets.fetch_*``.
 
-Both data sets are read from their four original IDX files (gzip-compressed)::
-
-    train-images-idx3-ubyte.gz  train-labels-idx1-ubyte.gz
-    t10k-images-idx3-ubyte.gz   t10k-labels-idx1-ubyte.gz
-
-The loaders look for each file, in order:
-
-1. in a directory you name (``data_home=``, else the ``SKLENET_DATA_HOME``
-   environment variable), either directly in it or in its ``fashion-mnist`` /
-   ``mnist`` subdirectory;
-2. in the cache under scikit-learn's data home
-   (``sklearn.datasets.get_data_home() / "fashion-mnist"`` or ``/ "mnist"``,
-   i.e. ``~/scikit_learn_data`` unless ``SCIKIT_LEARN_DATA`` says otherwise);
-3. otherwise (``download=True``) they are downloaded from the official mirrors
-   into that cache.
-
-Every file is checked against the official md5 checksum before it is parsed,
-and the IDX content is parsed strictly by :func:`read_idx`.
+Both data sets come as four gzip-compressed IDX files (``train-images-idx3-ubyte.gz``,
+``train-labels-idx1-ubyte.gz``, ``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``),
+looked for in ``data_home`` (else ``$SKLENET_DATA_HOME``), in its ``fashion-mnist`` or
+``mnist`` subdirectory, then in the cache under scikit-learn's data home, and otherwise
+downloaded into that cache. Every file is checked against its official size and md5 before
+use; the cache only ever receives complete, verified files.
 """
 
 import gzip
 import hashlib
+import http.client
+import io
+import math
 import os
 import struct
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
 import zlib
 from dataclasses import dataclass
+from importlib import resources
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-__all__ = [
-    "load_fashion_mnist",
-    "load_mnist",
-    "read_idx",
-    "DatasetNotFoundError",
-    "DownloadError",
-    "ChecksumError",
-    "IDXFormatError",
-    "FASHION_MNIST_CLASSES",
-    "MNIST_CLASSES",
-]
+__all__ = ["fetch_fashion_mnist", "fetch_mnist", "read_idx", "DatasetNotFoundError",
+           "FASHION_MNIST_CLASSES", "MNIST_CLASSES"]
 
 #: Environment variable naming a directory that holds the original IDX files.
 DATA_HOME_ENV = "SKLENET_DATA_HOME"
-
-#: Seconds to wait for a mirror to answer (connect or read) before giving up on it.
-DOWNLOAD_TIMEOUT = 30
-
-_CHUNK = 1 << 20
-_SUBSETS = ("train", "test", "all")
-_FILE_KEYS = {
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-}
-_IMAGE_SIZE = 28
-_N_CLASSES = 10
+#: Environment variable overriding :data:`DOWNLOAD_TIMEOUT` (in seconds).
+DOWNLOAD_TIMEOUT_ENV = "SKLENET_DOWNLOAD_TIMEOUT"
+#: Seconds allowed for downloading one file from one mirror, start to finish.
+DOWNLOAD_TIMEOUT = 600.0
+#: Seconds a mirror may take to answer, or to send the next bytes.
+READ_TIMEOUT = 30.0
+#: Largest IDX payload :func:`read_idx` accepts by default (1 GiB).
+IDX_MAX_BYTES = 1 << 30
 
 #: Class names of Fashion-MNIST, indexed by label.
 FASHION_MNIST_CLASSES = (
@@ -72,222 +54,81 @@ FASHION_MNIST_CLASSES = (
 #: Class names of MNIST, indexed by label.
 MNIST_CLASSES = tuple(str(i) for i in range(10))
 
-# IDX element type codes -> numpy dtypes (big-endian, as stored in the file).
-_IDX_DTYPES = {
-    0x08: np.dtype(">u1"),
-    0x09: np.dtype(">i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
+_CHUNK = 1 << 20
+_SPLITS = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
-_LABELS_MAGIC = 0x00000801  # 2049: unsigned bytes, 1 dimension
-_IMAGES_MAGIC = 0x00000803  # 2051: unsigned bytes, 3 dimensions
-
-
-_FASHION_DESCR = """\
-.. _fashion_mnist_dataset:
-
-Fashion-MNIST
--------------
-
-Fashion-MNIST is a data set of Zalando's article images: 70,000 grayscale
-images of 28x28 pixels (60,000 for training, 10,000 for testing) in 10
-classes, 7,000 per class. It was designed as a drop-in replacement for MNIST
-(same image size, same split sizes, same file format).
-
-**Data Set Characteristics:**
-
-=================   ==============================================
-Classes             10 (T-shirt/top, Trouser, Pullover, Dress, Coat,
-                    Sandal, Shirt, Sneaker, Bag, Ankle boot)
-Samples total       70,000 (train 60,000 / test 10,000)
-Samples per class   6,000 train / 1,000 test
-Dimensionality      784 (28x28)
-Features            integers 0-255 (0 = background)
-=================   ==============================================
-
-The images are stored as unsigned bytes; scale them (e.g. divide by 255)
-before training a network.
-
-Source: https://github.com/zalandoresearch/fashion-mnist
-
-License: MIT License, Copyright (c) 2017 Zalando SE.
-
-.. rubric:: References
-
-* Han Xiao, Kashif Rasul, Roland Vollgraf. "Fashion-MNIST: a Novel Image
-  Dataset for Benchmarking Machine Learning Algorithms". arXiv:1708.07747,
-  2017.
-"""
-
-_MNIST_DESCR = """\
-.. _mnist_dataset:
-
-MNIST
------
-
-The MNIST database of handwritten digits: 70,000 grayscale images of 28x28
-pixels (60,000 for training, 10,000 for testing) of the digits 0 to 9,
-size-normalized and centered.
-
-**Data Set Characteristics:**
-
-=================   ==============================================
-Classes             10 (digits "0" to "9")
-Samples total       70,000 (train 60,000 / test 10,000)
-Dimensionality      784 (28x28)
-Features            integers 0-255 (0 = background)
-=================   ==============================================
-
-Source: http://yann.lecun.com/exdb/mnist/ (official mirrors are used for
-downloading).
-
-License: the original page states no license; MNIST is commonly distributed
-under the Creative Commons Attribution-Share Alike 3.0 license. Check the
-terms before you redistribute the files.
-
-.. rubric:: References
-
-* Y. LeCun, L. Bottou, Y. Bengio, P. Haffner. "Gradient-based learning
-  applied to document recognition". Proceedings of the IEEE, 86(11):
-  2278-2324, 1998.
-* Y. LeCun, C. Cortes, C. J. C. Burges. "The MNIST database of handwritten
-  digits". http://yann.lecun.com/exdb/mnist/
-"""
+# IDX element type codes -> numpy dtypes (big-endian, as stored in the file).
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 @dataclass(frozen=True)
-class _DatasetSpec:
-    name: str  # human readable
-    dirname: str  # cache subdirectory and subdirectory looked for in data_home
-    md5: dict  # file name -> md5 of the .gz file
+class _Spec:
+    name: str
+    dirname: str  # cache subdirectory, and subdirectory looked for in data_home
+    files: dict  # file name -> (md5 of the .gz file, its size in bytes)
     mirrors: tuple
     target_names: tuple
-    descr: str
+    descr: str  # file in sklenet/descr/
 
 
-_FASHION_MNIST = _DatasetSpec(
-    name="Fashion-MNIST",
-    dirname="fashion-mnist",
-    md5={
-        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+_FASHION_MNIST = _Spec(
+    "Fashion-MNIST", "fashion-mnist",
+    {
+        "train-images-idx3-ubyte.gz": ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", 26421880),
+        "train-labels-idx1-ubyte.gz": ("25c81989df183df01b3e8a0aad5dffbe", 29515),
+        "t10k-images-idx3-ubyte.gz": ("bef4ecab320f06d8554ea6380940ec79", 4422102),
+        "t10k-labels-idx1-ubyte.gz": ("bb300cfdad3c16e7a12a480ee83cd310", 5148),
     },
-    mirrors=(
-        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    (
         "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+        # The S3 website endpoint serves plain http only; the md5 still holds.
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     ),
-    target_names=FASHION_MNIST_CLASSES,
-    descr=_FASHION_DESCR,
+    FASHION_MNIST_CLASSES, "fashion_mnist.rst",
 )
-
-_MNIST = _DatasetSpec(
-    name="MNIST",
-    dirname="mnist",
-    md5={
-        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+_MNIST = _Spec(
+    "MNIST", "mnist",
+    {
+        "train-images-idx3-ubyte.gz": ("f68b3c2dcbeaaa9fbdd348bbdeb94873", 9912422),
+        "train-labels-idx1-ubyte.gz": ("d53e105ee54ea40749a09fcbcd1e9432", 28881),
+        "t10k-images-idx3-ubyte.gz": ("9fb629c4189551a2d022fa330f9573f3", 1648877),
+        "t10k-labels-idx1-ubyte.gz": ("ec29112dd5afa0611ce80d1b7f02629c", 4542),
     },
-    mirrors=(
+    (
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
         "https://storage.googleapis.com/cvdf-datasets/mnist/",
     ),
-    target_names=MNIST_CLASSES,
-    descr=_MNIST_DESCR,
+    MNIST_CLASSES, "mnist.rst",
 )
 
 
-# --------------------------------------------------------------------------- #
-# Exceptions
-# --------------------------------------------------------------------------- #
 class DatasetNotFoundError(FileNotFoundError):
-    """The data set files were found neither locally nor (if allowed) online.
+    """The files of a data set are neither on disk nor downloadable.
 
-    Attributes
-    ----------
-    missing : list of str
-        Names of the files that could not be found.
-    searched : list of str
-        Directories that were searched.
+    Raised when a file is missing locally and ``download_if_missing=False``,
+    or when every mirror failed to deliver it. The message says which files
+    are missing, where they were looked for, why each download failed and how
+    to supply them. It means "not available", so a caller may fall back to
+    another data set; a corrupted file raises a plain :class:`OSError` that
+    names it instead.
     """
 
-    def __init__(self, message, *, missing=(), searched=()):
-        super().__init__(message)
-        self.missing = list(missing)
-        self.searched = list(searched)
+
+class _BadMirror(Exception):
+    """The mirror answered, wrongly: trying it again will not help."""
 
 
-class DownloadError(DatasetNotFoundError):
-    """Every mirror failed to deliver a file with the official checksum.
-
-    Attributes
-    ----------
-    failures : list of (str, str)
-        ``(url, reason)`` for each download attempt.
-    """
-
-    def __init__(self, message, *, missing=(), searched=(), failures=()):
-        super().__init__(message, missing=missing, searched=searched)
-        self.failures = list(failures)
-
-
-class ChecksumError(OSError):
-    """A local data file does not have the official md5 checksum.
-
-    Attributes
-    ----------
-    path : str
-        The offending file.
-    expected, actual : str
-        The official md5 and the md5 of the file.
-    """
-
-    def __init__(self, message, *, path=None, expected=None, actual=None):
-        super().__init__(message)
-        self.path = None if path is None else str(path)
-        self.expected = expected
-        self.actual = actual
-
-
-class IDXFormatError(ValueError):
-    """A file is not a well-formed IDX file (or not the IDX file expected).
-
-    Attributes
-    ----------
-    filename : str
-        Name of the malformed file.
-    """
-
-    def __init__(self, message, *, filename=None):
-        super().__init__(message)
-        self.filename = filename
-
-
-# --------------------------------------------------------------------------- #
 # IDX parsing
-# --------------------------------------------------------------------------- #
-def _describe_source(source, name):
-    if name is not None:
-        return str(name)
-    if isinstance(source, (str, os.PathLike)):
-        return os.fspath(source)
-    return str(getattr(source, "name", None) or "<file object>")
-
-
-def read_idx(path_or_fileobj, *, name=None):
+def read_idx(path_or_fileobj, *, name=None, max_bytes=IDX_MAX_BYTES):
     """Read an IDX file (gzip-compressed or not) into a numpy array.
 
-    The IDX format (used by MNIST and Fashion-MNIST) is a 4-byte magic number
-    ``0x0000TTNN`` (``TT`` the element type, ``NN`` the number of dimensions),
-    ``NN`` big-endian 32-bit dimension sizes, then the elements in row-major
-    order. The file is parsed strictly: an unknown element type, a header
-    that is cut short, or a payload that is shorter or longer than the
-    dimensions announce are all errors.
+    IDX (the format of MNIST and Fashion-MNIST) is a magic number ``0x0000TTNN``
+    (``TT`` the element type, ``NN`` the number of dimensions), ``NN``
+    big-endian uint32 dimensions, then the elements in row-major order. The
+    file is parsed strictly, and decompression stops one byte past the size
+    the header declares, so a gzip bomb costs no memory.
 
     Parameters
     ----------
@@ -297,20 +138,23 @@ def read_idx(path_or_fileobj, *, name=None):
     name : str, default=None
         Name used for the file in error messages. Defaults to the path (or
         the ``name`` attribute of the file object).
+    max_bytes : int, default=IDX_MAX_BYTES
+        Largest payload accepted, in bytes (default 1 GiB; the largest
+        Fashion-MNIST file holds 47 MB). A header declaring more is refused
+        before anything is decompressed.
 
     Returns
     -------
     array : ndarray
-        Array of the dimensions stored in the file, in native byte order.
-        ``magic`` 2049 (labels) gives a 1-D ``uint8`` array, ``magic`` 2051
-        (images) a 3-D ``uint8`` array. The array is writeable and owns its
-        memory.
+        The array stored in the file, in native byte order, writeable and
+        owning its memory: 1-D ``uint8`` for labels (magic 2049), 3-D
+        ``uint8`` for images (magic 2051).
 
     Raises
     ------
-    IDXFormatError
-        A subclass of ``ValueError``, when the file is not a valid IDX file
-        (or not valid gzip). The message names the file.
+    ValueError
+        When the file is not a valid IDX file, not valid gzip, or declares
+        more than ``max_bytes``. The message names the file.
 
     Examples
     --------
@@ -325,122 +169,75 @@ def read_idx(path_or_fileobj, *, name=None):
     >>> read_idx(io.BytesIO(raw[:-1]), name="broken.idx")
     Traceback (most recent call last):
     ...
-    sklenet.datasets.IDXFormatError: broken.idx: truncated IDX payload: ...
+    ValueError: broken.idx: truncated IDX payload: ...
     """
-    label = _describe_source(path_or_fileobj, name)
-
-    def fail(msg):
-        return IDXFormatError(f"{label}: {msg}", filename=label)
-
     if isinstance(path_or_fileobj, (str, os.PathLike)):
+        label = name or os.fspath(path_or_fileobj)
         with open(path_or_fileobj, "rb") as f:
             content = f.read()
     else:
+        label = name or str(getattr(path_or_fileobj, "name", None) or "<file object>")
         content = path_or_fileobj.read()
     if not isinstance(content, (bytes, bytearray, memoryview)):
-        raise TypeError(
-            f"{label}: the file object must be opened in binary mode "
-            f"(read() returned {type(content).__name__})."
-        )
-    content = bytes(content)
+        raise TypeError(f"{label}: the file object must be opened in binary mode "
+                        f"(read() returned {type(content).__name__}).")
+    stream = io.BytesIO(content)
+    if bytes(content[:2]) == b"\x1f\x8b":
+        stream = gzip.GzipFile(fileobj=stream, mode="rb")
+    try:
+        return _parse_idx(stream, max_bytes)
+    except EOFError as exc:
+        raise ValueError(f"{label}: truncated gzip stream ({exc}); the file is "
+                         "incomplete") from exc
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise ValueError(f"{label}: corrupted gzip stream ({exc})") from exc
+    except ValueError as exc:
+        raise ValueError(f"{label}: {exc}") from None
 
-    if content[:2] == b"\x1f\x8b":
-        try:
-            content = gzip.decompress(content)
-        except EOFError as exc:
-            raise fail(f"truncated gzip stream ({exc}); the file is incomplete") from exc
-        except (gzip.BadGzipFile, zlib.error, OSError) as exc:
-            raise fail(f"corrupted gzip stream ({exc})") from exc
 
-    if len(content) < 4:
-        raise fail(
-            f"too short to be an IDX file ({len(content)} bytes, the magic number "
-            "alone takes 4)"
-        )
-    zero, type_code, ndim = struct.unpack(">HBB", content[:4])
-    magic = struct.unpack(">I", content[:4])[0]
-    if zero != 0 or type_code not in _IDX_DTYPES:
-        raise fail(
+def _parse_idx(stream, max_bytes):
+    magic_bytes = stream.read(4)
+    if len(magic_bytes) < 4:
+        raise ValueError(f"too short to be an IDX file ({len(magic_bytes)} bytes, the "
+                         "magic number alone takes 4)")
+    zero, type_code, ndim = struct.unpack(">HBB", magic_bytes)
+    magic = int.from_bytes(magic_bytes, "big")
+    if zero != 0 or type_code not in _IDX_DTYPES or ndim == 0:
+        codes = ", ".join(f"0x{c:02x}" for c in _IDX_DTYPES)
+        raise ValueError(
             f"bad magic number {magic} (0x{magic:08x}); an IDX file starts with two zero "
-            "bytes and an element type code in "
-            f"{{{', '.join(f'0x{c:02x}' for c in _IDX_DTYPES)}}} "
-            "(e.g. 2049 = 0x00000801 for labels, 2051 = 0x00000803 for images)"
-        )
-    if ndim == 0:
-        raise fail(f"bad magic number {magic} (0x{magic:08x}): zero dimensions")
-    header_len = 4 + 4 * ndim
-    if len(content) < header_len:
-        raise fail(
-            f"truncated IDX header: {ndim} dimension(s) need {header_len} header bytes, "
-            f"the file has {len(content)}"
-        )
-    dims = struct.unpack(f">{ndim}I", content[4:header_len])
-    dtype = _IDX_DTYPES[type_code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    actual = len(content) - header_len
+            f"bytes, an element type code in {{{codes}}} and a number of dimensions > 0 "
+            "(e.g. 2049 = 0x00000801 for labels, 2051 = 0x00000803 for images)")
+    dims_bytes = stream.read(4 * ndim)
+    if len(dims_bytes) < 4 * ndim:
+        raise ValueError(f"truncated IDX header: {ndim} dimension(s) need {4 + 4 * ndim} "
+                         f"header bytes, the file has {4 + len(dims_bytes)}")
+    dims = struct.unpack(f">{ndim}I", dims_bytes)
+    dtype = np.dtype(_IDX_DTYPES[type_code])
+    expected = math.prod(dims) * dtype.itemsize  # exact: numpy's product could overflow
     shape = "x".join(map(str, dims))
-    if actual < expected:
-        raise fail(
-            f"truncated IDX payload: dimensions {shape} need {expected} bytes of data, "
-            f"the file has {actual}"
-        )
-    if actual > expected:
-        raise fail(
-            f"{actual - expected} unexpected extra bytes after the IDX payload "
-            f"(dimensions {shape} need {expected} bytes of data, the file has {actual})"
-        )
-    array = np.frombuffer(content, dtype=dtype, offset=header_len).reshape(dims)
+    if expected > max_bytes:
+        raise ValueError(f"the header declares {shape} elements, {expected} bytes, more "
+                         f"than max_bytes={max_bytes}; pass a larger max_bytes to "
+                         "read_idx if you trust this file")
+    payload = stream.read(expected)
+    if len(payload) < expected:
+        raise ValueError(f"truncated IDX payload: dimensions {shape} need {expected} bytes "
+                         f"of data, the file has {len(payload)}")
+    if stream.read(1):
+        raise ValueError(f"unexpected extra bytes after the IDX payload (dimensions {shape} "
+                         f"need {expected} bytes of data)")
+    array = np.frombuffer(payload, dtype=dtype).reshape(dims)
     return array.astype(dtype.newbyteorder("="), copy=True)
 
 
 def _read_images_labels(images_path, labels_path):
-    """Read and cross-check one images file and its labels file."""
-    images_name = Path(images_path).name
-    labels_name = Path(labels_path).name
-
-    images = read_idx(images_path, name=images_name)
-    if images.dtype != np.uint8 or images.ndim != 3:
-        raise IDXFormatError(
-            f"{images_name}: not an IDX images file: expected magic {_IMAGES_MAGIC} "
-            f"(0x{_IMAGES_MAGIC:08x}, 3-D unsigned bytes), got {images.ndim}-D {images.dtype} "
-            f"data of shape {images.shape}",
-            filename=images_name,
-        )
-    if images.shape[1:] != (_IMAGE_SIZE, _IMAGE_SIZE):
-        raise IDXFormatError(
-            f"{images_name}: expected {_IMAGE_SIZE}x{_IMAGE_SIZE} images, got "
-            f"{images.shape[1]}x{images.shape[2]}",
-            filename=images_name,
-        )
-
-    labels = read_idx(labels_path, name=labels_name)
-    if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise IDXFormatError(
-            f"{labels_name}: not an IDX labels file: expected magic {_LABELS_MAGIC} "
-            f"(0x{_LABELS_MAGIC:08x}, 1-D unsigned bytes), got {labels.ndim}-D {labels.dtype} "
-            f"data of shape {labels.shape}",
-            filename=labels_name,
-        )
-    if labels.size and labels.max() >= _N_CLASSES:
-        bad = np.flatnonzero(labels >= _N_CLASSES)
-        raise IDXFormatError(
-            f"{labels_name}: labels must be in 0..{_N_CLASSES - 1}; found "
-            f"{len(bad)} out of range, the first is {int(labels[bad[0]])} at index "
-            f"{int(bad[0])}",
-            filename=labels_name,
-        )
-    if len(images) != len(labels):
-        raise IDXFormatError(
-            f"{images_name} holds {len(images)} images but {labels_name} holds "
-            f"{len(labels)} labels",
-            filename=images_name,
-        )
-    return images, labels.astype(np.int64)
+    """Read one images file and its labels file (both already md5-verified)."""
+    images = read_idx(images_path, name=Path(images_path).name)
+    return images, read_idx(labels_path, name=Path(labels_path).name).astype(np.int64)
 
 
-# --------------------------------------------------------------------------- #
-# Locating, verifying and downloading files
-# --------------------------------------------------------------------------- #
+# Finding, verifying and downloading files
 def _md5(path):
     h = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
@@ -449,29 +246,42 @@ def _md5(path):
     return h.hexdigest()
 
 
-def _user_dirs(data_home, dirname):
-    """Directories named by the caller, in search order, and where they came from."""
+def _places(spec, data_home):
+    """The directories to search, in order, each with whether it is our cache."""
+    origin = "data_home"
+    if data_home is None:
+        data_home, origin = os.environ.get(DATA_HOME_ENV, "").strip() or None, DATA_HOME_ENV
+    places = []
     if data_home is not None:
-        root, origin = Path(os.fspath(data_home)).expanduser(), "data_home"
-    else:
-        env = os.environ.get(DATA_HOME_ENV, "").strip()
-        if not env:
-            return None, []
-        root, origin = Path(env).expanduser(), f"${DATA_HOME_ENV}"
-    if not root.is_dir():
-        warnings.warn(
-            f"{origin} directory {str(root)!r} does not exist; looking in the "
-            "scikit-learn data home cache instead.",
-            UserWarning,
-            stacklevel=5,
-        )
-    return origin, [root, root / dirname]
+        root = Path(data_home).expanduser()
+        if not root.is_dir():
+            warnings.warn(f"{origin} directory {str(root)!r} does not exist; looking in "
+                          "the scikit-learn data home cache instead.", UserWarning,
+                          stacklevel=4)
+        places = [(root, False), (root / spec.dirname, False)]
+    # sklearn's get_data_home() would create the folder: looking must change nothing.
+    sklearn_home = os.environ.get("SCIKIT_LEARN_DATA", os.path.join("~", "scikit_learn_data"))
+    return places + [(Path(sklearn_home).expanduser() / spec.dirname, True)]
 
 
-def _cache_dir(dirname):
-    from sklearn.datasets import get_data_home
-
-    return Path(get_data_home()) / dirname
+def _find(spec, fname, places, download_if_missing, verbose):
+    """The verified local copy of ``fname``, or None if it must be downloaded."""
+    expected = spec.files[fname][0]
+    for directory, is_cache in places:
+        path = directory / fname
+        if not path.is_file():
+            continue
+        actual = _md5(path)
+        if actual == expected:
+            return path
+        if is_cache and download_if_missing:
+            _log(verbose, f"{path} is corrupted (md5 {actual}); downloading it again.")
+            return None
+        fix = ("Delete it, or pass download_if_missing=True to download it again"
+               if is_cache else "Replace it with the original file, or remove it")
+        raise OSError(f"{path} is corrupted or not the official {spec.name} file: its md5 "
+                      f"is {actual}, expected {expected}. {fix}.")
+    return None
 
 
 def _log(verbose, msg):
@@ -479,272 +289,251 @@ def _log(verbose, msg):
         print(msg, file=sys.stderr, flush=True)
 
 
-def _download(url, target, expected_md5, verbose):
-    """Download ``url`` to ``target`` atomically; return None or the failure reason."""
-    from tqdm import tqdm
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".part", dir=target.parent
-    )
-    tmp = Path(tmp_name)
-    try:
-        h = hashlib.md5(usedforsecurity=False)
-        n_read = 0
-        request = urllib.request.Request(
-            url, headers={"User-Agent": "sklenet (python urllib)"}
-        )
-        out = os.fdopen(fd, "wb")
-        fd = None  # now owned (and closed) by ``out``
-        with out:
-            with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
-                length = response.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
-                with tqdm(
-                    total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                    desc=target.name, disable=not verbose, leave=False,
-                    file=sys.stderr,
-                ) as bar:
-                    for chunk in iter(lambda: response.read(_CHUNK), b""):
-                        out.write(chunk)
-                        h.update(chunk)
-                        n_read += len(chunk)
-                        bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-        if total is not None and n_read != total:
-            return f"incomplete download ({n_read} of {total} bytes)"
-        actual = h.hexdigest()
-        if actual != expected_md5:
-            return (
-                f"md5 mismatch: got {actual}, expected {expected_md5} "
-                f"({n_read} bytes received)"
-            )
-        os.replace(tmp, target)
-        return None
-    except urllib.error.HTTPError as exc:
-        return f"HTTP error {exc.code}: {exc.reason}"
-    except urllib.error.URLError as exc:
-        return f"cannot connect: {exc.reason}"
-    except Exception as exc:  # timeouts, IncompleteRead, resets, ...
-        return f"{type(exc).__name__}: {exc}"
-    finally:
-        if fd is not None:
-            os.close(fd)
-        if tmp.exists():
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+def _how_to_supply(filenames):
+    return (f"To supply them, put the original files ({', '.join(filenames)}) in a "
+            f"directory and pass it as data_home (--data-home on the command line), or set "
+            f"{DATA_HOME_ENV} to it.")
 
 
-def _how_to_supply(spec, filenames):
-    return (
-        "To supply the files, put the original gzip files ("
-        + ", ".join(filenames)
-        + f") in a directory and pass it as data_home=..., or set the {DATA_HOME_ENV} "
-        f"environment variable to it; or call with download=True to download "
-        f"{spec.name} into the scikit-learn data home cache."
-    )
-
-
-def _fetch_files(spec, filenames, data_home, download, mirrors, verbose):
+def _fetch_files(spec, filenames, data_home, download_if_missing, download_args):
     """Return a dict file name -> verified local path."""
-    origin, user_dirs = _user_dirs(data_home, spec.dirname)
-    searched = [str(d) for d in user_dirs]
-    found = {}
-
-    # 1. The caller's directory. A bad file there is an error: we never touch it.
-    for fname in filenames:
-        for d in user_dirs:
-            path = d / fname
-            if path.is_file():
-                actual = _md5(path)
-                expected = spec.md5[fname]
-                if actual != expected:
-                    raise ChecksumError(
-                        f"{path} (found via {origin}) is corrupted or not the official "
-                        f"{spec.name} file: its md5 is {actual}, expected {expected}. "
-                        "Replace it with the original file or remove it.",
-                        path=path, expected=expected, actual=actual,
-                    )
-                found[fname] = path
-                break
-
-    missing = [f for f in filenames if f not in found]
-    if not missing:
-        return found
-
-    # 2. The scikit-learn data home cache.
-    cache = _cache_dir(spec.dirname)
-    searched.append(str(cache))
-    corrupted = {}
-    for fname in missing:
-        path = cache / fname
-        if path.is_file():
-            actual = _md5(path)
-            if actual == spec.md5[fname]:
-                found[fname] = path
-            else:
-                corrupted[fname] = actual
-
-    missing = [f for f in filenames if f not in found]
-    if not missing:
-        return found
-
-    if not download:
-        if corrupted:
-            fname, actual = next(iter(corrupted.items()))
-            expected = spec.md5[fname]
-            raise ChecksumError(
-                f"Cached file {cache / fname} is corrupted or incomplete: its md5 is "
-                f"{actual}, expected {expected}. Delete it, or call with download=True "
-                "to download it again.",
-                path=cache / fname, expected=expected, actual=actual,
-            )
+    places = _places(spec, data_home)
+    verbose = download_args["verbose"]
+    found = {f: _find(spec, f, places, download_if_missing, verbose) for f in filenames}
+    missing = [f for f, path in found.items() if path is None]
+    if missing and not download_if_missing:
         raise DatasetNotFoundError(
-            f"{spec.name} file(s) not found: {', '.join(missing)}. Searched: "
-            f"{', '.join(searched)}. download=False, so nothing was downloaded. "
-            + _how_to_supply(spec, filenames),
-            missing=missing, searched=searched,
-        )
-
-    # 3. Download into the cache.
-    bases = spec.mirrors if mirrors is None else mirrors
-    failures = []
-    for fname in missing:
-        target = cache / fname
-        if fname in corrupted:
-            _log(verbose, f"Cached {target} is corrupted (md5 {corrupted[fname]}); "
-                          "downloading it again.")
-        file_failures = []
-        for base in bases:
-            url = urllib.parse.urljoin(base if base.endswith("/") else base + "/", fname)
-            _log(verbose, f"Downloading {url}")
-            reason = _download(url, target, spec.md5[fname], verbose)
-            if reason is None:
-                found[fname] = target
-                break
-            _log(verbose, f"  failed: {reason}")
-            file_failures.append((url, reason))
-        else:
-            failures.extend(file_failures)
-            lines = "\n".join(f"  - {url}: {reason}" for url, reason in file_failures)
-            still_missing = [f for f in filenames if f not in found]
-            extra = (
-                f" The cached copy {target} is corrupted (md5 {corrupted[fname]})."
-                if fname in corrupted else ""
-            )
-            raise DownloadError(
-                f"Could not download {fname} of {spec.name} from any mirror:\n{lines}\n"
-                f"Searched locally: {', '.join(searched)}.{extra} "
-                + _how_to_supply(spec, filenames),
-                missing=still_missing, searched=searched, failures=failures,
-            )
+            f"{spec.name}: {', '.join(missing)} not found in "
+            f"{', '.join(str(d) for d, _ in places)}, and download_if_missing=False. "
+            + _how_to_supply(filenames))
+    if missing:
+        found.update(_download_all(spec, missing, places[-1][0], **download_args))
     return found
 
 
-# --------------------------------------------------------------------------- #
-# Public loaders
-# --------------------------------------------------------------------------- #
-def _check_mirrors(mirrors):
-    if mirrors is None:
-        return None
-    if isinstance(mirrors, str):
-        mirrors = [mirrors]
+def _download_all(spec, filenames, cache, *, mirrors, n_retries, delay, timeout, verbose):
+    """Download ``filenames`` into ``cache``: all of them, or nothing at all."""
+    timeout = _download_timeout(timeout)
+    created = [d for d in (cache, *cache.parents) if not d.exists()]
+    cache.mkdir(parents=True, exist_ok=True)
+    parts, done = {}, False
     try:
-        mirrors = list(mirrors)
-    except TypeError:
-        raise ValueError(
-            f"mirrors must be None or a list of base URLs, got {type(mirrors).__name__}."
-        ) from None
-    if not mirrors:
-        raise ValueError("mirrors must hold at least one base URL (or be None).")
+        for fname in filenames:
+            parts[fname] = _download_one(spec, fname, cache, mirrors or spec.mirrors,
+                                         n_retries, delay, timeout, verbose)
+        for fname, part in parts.items():
+            os.replace(part, cache / fname)
+        done = True
+    finally:
+        if not done:
+            for part in parts.values():
+                _discard(part)
+            for d in created:  # deepest first; never a folder someone filled meanwhile
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+    return {f: cache / f for f in filenames}
+
+
+def _download_timeout(timeout):
+    if timeout is not None:
+        return float(timeout)
+    value = os.environ.get(DOWNLOAD_TIMEOUT_ENV, "").strip()
+    try:
+        seconds = float(value) if value else DOWNLOAD_TIMEOUT
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0:
+        raise ValueError(f"{DOWNLOAD_TIMEOUT_ENV} must be a positive number of seconds, "
+                         f"got {value!r}.")
+    return seconds
+
+
+def _download_one(spec, fname, cache, mirrors, n_retries, delay, timeout, verbose):
+    """Try each mirror (each up to ``1 + n_retries`` times); return a verified part file."""
+    md5, size = spec.files[fname]
+    failures = []
+    for base in mirrors:
+        url = urllib.parse.urljoin(base if base.endswith("/") else base + "/", fname)
+        for attempt in range(n_retries + 1):
+            if attempt:
+                time.sleep(delay)
+            _log(verbose, f"Downloading {url}" + (f" (retry {attempt})" if attempt else ""))
+            try:
+                return _download(url, cache, md5=md5, size=size, timeout=timeout,
+                                 verbose=verbose)
+            except _BadMirror as exc:
+                reason, retry = str(exc), False
+            except urllib.error.HTTPError as exc:
+                reason, retry = f"HTTP error {exc.code}: {exc.reason}", exc.code >= 500
+            except urllib.error.URLError as exc:
+                reason, retry = f"cannot connect: {exc.reason}", True
+            except (OSError, http.client.HTTPException) as exc:  # timeouts, resets, ...
+                reason, retry = f"{type(exc).__name__}: {exc}", True
+            _log(verbose, f"  failed: {reason}")
+            if not retry:
+                break
+        failures.append(f"{url}: {reason}")
+    raise DatasetNotFoundError(
+        f"{spec.name}: {fname} could not be downloaded from any mirror "
+        f"({'; '.join(failures)}). " + _how_to_supply(sorted(spec.files)))
+
+
+def _download(url, directory, *, md5, size, timeout, verbose):
+    """Download ``url`` into a new hidden file in ``directory``; return its path.
+
+    The file is returned only complete and verified, and is removed on any
+    error. Reading stops as soon as more than ``size`` bytes arrive or the
+    ``timeout`` (seconds, for the whole file) is over.
+    """
+    name = url.rsplit("/", 1)[-1]
+    fd, part = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
+    done = False
+    try:
+        with os.fdopen(fd, "wb") as out:
+            n, digest = _stream(url, out, size=size, timeout=timeout, verbose=verbose)
+            out.flush()
+            os.fsync(out.fileno())
+        if n < size:
+            raise ConnectionError(f"incomplete download ({n} of {size} bytes)")
+        if digest != md5:
+            raise _BadMirror(f"md5 mismatch: got {digest}, expected {md5}")
+        done = True
+        return Path(part)
+    finally:
+        if not done:
+            _discard(part)
+
+
+def _stream(url, out, *, size, timeout, verbose):
+    """Copy at most ``size`` bytes of ``url`` into ``out``; return their number and md5."""
+    from tqdm import tqdm
+
+    deadline = time.monotonic() + timeout
+    h, n = hashlib.md5(usedforsecurity=False), 0
+    request = urllib.request.Request(url, headers={"User-Agent": "sklenet (urllib)"})
+    try:
+        with urllib.request.urlopen(request, timeout=min(READ_TIMEOUT, timeout)) as resp, \
+                tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
+                     desc=url.rsplit("/", 1)[-1], disable=not verbose, file=sys.stderr) as bar:
+            announced = resp.headers.get("Content-Length", "")
+            if announced.isdigit() and int(announced) != size:
+                raise _BadMirror(f"announces {announced} bytes, the official file has {size}")
+            # read1 returns what has arrived: a trickle cannot hold us past the deadline.
+            while chunk := resp.read1(min(_CHUNK, size + 1 - n)):
+                n += len(chunk)
+                if n > size:
+                    raise _BadMirror(f"sent more than the {size} bytes of the official "
+                                     "file; stopped reading")
+                out.write(chunk)
+                h.update(chunk)
+                bar.update(len(chunk))
+                if time.monotonic() > deadline and n < size:
+                    raise TimeoutError
+    except TimeoutError:
+        if time.monotonic() < deadline:
+            raise  # a read timed out: the network may do better on a retry
+        raise _BadMirror(f"too slow: {n} of {size} bytes after {timeout:g} s (raise the "
+                         f"timeout parameter or {DOWNLOAD_TIMEOUT_ENV})") from None
+    return n, h.hexdigest()
+
+
+def _discard(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+# Public fetchers
+def _check_mirrors(mirrors):
     for m in mirrors:
-        if not isinstance(m, str):
-            raise ValueError(f"mirrors must be base URLs (str), got {m!r}.")
-        scheme = urllib.parse.urlsplit(m).scheme
-        if scheme not in ("http", "https", "ftp", "file"):
-            raise ValueError(
-                f"mirror {m!r} is not a http(s)://, ftp:// or file:// URL."
-            )
-    return mirrors
+        if not isinstance(m, str) or urllib.parse.urlsplit(m).scheme not in (
+                "http", "https", "ftp", "file"):
+            raise ValueError(f"The 'mirrors' parameter must hold http(s)://, ftp:// or "
+                             f"file:// base URLs, got {m!r}.")
+    if not mirrors:
+        raise ValueError("The 'mirrors' parameter must hold at least one base URL, or be "
+                         "None for the official mirrors.")
 
 
-def _load(spec, *, subset, data_home, download, return_X_y, mirrors, verbose):
-    if not isinstance(subset, str) or subset not in _SUBSETS:
-        raise ValueError(f"subset must be one of {_SUBSETS}, got {subset!r}.")
-    if data_home is not None and not isinstance(data_home, (str, os.PathLike)):
-        raise ValueError(
-            f"data_home must be None, a str or a path, got {type(data_home).__name__}."
-        )
-    for pname, value in (("download", download), ("return_X_y", return_X_y),
-                         ("verbose", verbose)):
-        if not isinstance(value, (bool, np.bool_)):
-            raise ValueError(f"{pname} must be True or False, got {value!r}.")
-    mirrors = _check_mirrors(mirrors)
-
-    parts = ["train", "test"] if subset == "all" else [subset]
-    filenames = [f for p in parts for f in _FILE_KEYS[p]]
-    paths = _fetch_files(spec, filenames, data_home, bool(download), mirrors, bool(verbose))
-
-    images, targets = [], []
-    for p in parts:
-        img_name, lbl_name = _FILE_KEYS[p]
-        imgs, lbls = _read_images_labels(paths[img_name], paths[lbl_name])
-        images.append(imgs)
-        targets.append(lbls)
-    if len(parts) == 1:
-        images, target = images[0], targets[0]
-    else:
-        images, target = np.concatenate(images), np.concatenate(targets)
-
-    data = images.reshape(len(images), _IMAGE_SIZE * _IMAGE_SIZE)  # a view
+def _fetch(spec, subset, data_home, download_if_missing, return_X_y, **download_args):
+    if download_args["mirrors"] is not None:
+        _check_mirrors(download_args["mirrors"])
+    splits = ["train", "test"] if subset == "all" else [subset]
+    filenames = [f for s in splits for f in _SPLITS[s]]
+    paths = _fetch_files(spec, filenames, data_home, download_if_missing, download_args)
+    pairs = [_read_images_labels(*(paths[f] for f in _SPLITS[s])) for s in splits]
+    images = np.concatenate([p[0] for p in pairs]) if len(pairs) > 1 else pairs[0][0]
+    target = np.concatenate([p[1] for p in pairs]) if len(pairs) > 1 else pairs[0][1]
+    data = images.reshape(len(images), 28 * 28)  # a view
     if return_X_y:
         return data, target
     return Bunch(
-        data=data,
-        images=images,
-        target=target,
-        target_names=list(spec.target_names),
-        feature_names=[f"pixel{i}" for i in range(1, _IMAGE_SIZE * _IMAGE_SIZE + 1)],
-        DESCR=spec.descr,
-        subset=subset,
-        filenames=[str(paths[f]) for f in filenames],
+        data=data, images=images, target=target, target_names=list(spec.target_names),
+        feature_names=[f"pixel{i}" for i in range(1, 28 * 28 + 1)],
+        DESCR=(resources.files(__package__) / "descr" / spec.descr).read_text("utf-8"),
+        subset=subset, filenames=[str(paths[f]) for f in filenames],
     )
 
 
-_LOADER_DOC = """Load the {name} data set (original IDX files).
+_FETCH_CONSTRAINTS = {
+    "subset": [StrOptions({"train", "test", "all"})],
+    "data_home": [str, os.PathLike, None],
+    "download_if_missing": ["boolean"],
+    "return_X_y": ["boolean"],
+    "mirrors": [list, tuple, None],
+    "n_retries": [Interval(Integral, 0, None, closed="left")],
+    "delay": [Interval(Real, 0, None, closed="left")],
+    "timeout": [Interval(Real, 0, None, closed="neither"), None],
+    "verbose": ["boolean"],
+}
 
-    The files are looked for in the directory you name (``data_home=``, else
-    the ``SKLENET_DATA_HOME`` environment variable; directly or in its
-    ``{dirname}`` subdirectory), then in the cache
-    ``sklearn.datasets.get_data_home() / "{dirname}"``, and are otherwise
-    downloaded into that cache from the official mirrors (tried in turn). Every
-    file is checked against its official md5 checksum before it is used.
+
+@validate_params(_FETCH_CONSTRAINTS, prefer_skip_nested_validation=True)
+def fetch_fashion_mnist(*, subset="train", data_home=None, download_if_missing=True,
+                        return_X_y=False, mirrors=None, n_retries=3, delay=1.0,
+                        timeout=None, verbose=True):
+    """Load the Fashion-MNIST data set (original IDX files), downloading it if needed.
+
+    The files are looked for in ``data_home`` (directly or in its
+    ``fashion-mnist`` subdirectory), then in the cache
+    ``~/scikit_learn_data/fashion-mnist`` (the folder of
+    ``sklearn.datasets.get_data_home()``), and are otherwise downloaded into
+    that cache. Every file is checked against its official size and md5
+    checksum before it is used.
 
     Parameters
     ----------
-    subset : {{"train", "test", "all"}}, default="train"
+    subset : {"train", "test", "all"}, default="train"
         Which split to load: the 60,000 training images, the 10,000 test
-        images, or all 70,000 (training images first, then test images).
+        images, or all 70,000 (training images first).
     data_home : str or os.PathLike, default=None
-        A directory holding the four original gzip files
+        A directory holding the original gzip files
         (``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
-        ``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``). When
-        None, the ``SKLENET_DATA_HOME`` environment variable is used, if set.
-        Files in this directory are never modified: a file whose checksum is
-        wrong raises :class:`ChecksumError`. Files missing from it are taken
-        from the cache or downloaded.
-    download : bool, default=True
-        Whether to download files that are not available locally (and to
-        replace corrupted cached files). With False the network is never used.
+        ``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``); None
+        uses the ``SKLENET_DATA_HOME`` environment variable, if set. Files
+        there are never modified: one with the wrong checksum is an error.
+    download_if_missing : bool, default=True
+        Whether to download the files found nowhere (and replace corrupted
+        cached ones). With False the network is never used.
     return_X_y : bool, default=False
         If True, return ``(data, target)`` instead of a Bunch.
     mirrors : list of str, default=None
-        Base URLs to download from, tried in order (the file name is appended).
-        Defaults to the official mirrors:
-        {mirrors}
+        Base URLs to download from, tried in turn (the file name is
+        appended). None uses the official mirrors, https first.
+    n_retries : int, default=3
+        How many more times to try a mirror after a network error (a refused
+        connection, a reset, an HTTP 5xx). A mirror that answers wrongly (a
+        404, a wrong size or checksum, too slow) is not tried again.
+    delay : float, default=1.0
+        Seconds to wait before each retry.
+    timeout : float, default=None
+        Seconds allowed to download one file from one mirror, start to
+        finish; a mirror still sending after that is given up. None uses the
+        ``SKLENET_DOWNLOAD_TIMEOUT`` environment variable, else 600 s. Each
+        read also times out after 30 s without data.
     verbose : bool, default=True
         Whether to report downloads and show a progress bar.
 
@@ -760,7 +549,8 @@ _LOADER_DOC = """Load the {name} data set (original IDX files).
         target : ndarray of shape (n_samples,), dtype int64
             The labels, 0 to 9.
         target_names : list of str
-            {target_names_doc}
+            The class names: 'T-shirt/top', 'Trouser', 'Pullover', 'Dress',
+            'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'.
         feature_names : list of str
             ``"pixel1"`` to ``"pixel784"`` (row-major, as in OpenML).
         DESCR : str
@@ -775,75 +565,96 @@ _LOADER_DOC = """Load the {name} data set (original IDX files).
 
     Raises
     ------
-    ValueError
-        If an argument is invalid.
     DatasetNotFoundError
-        If ``download=False`` and a file is neither in ``data_home`` nor in
-        the cache. A subclass of ``FileNotFoundError``.
-    DownloadError
-        If every mirror failed for a file (the message lists each URL and why
-        it failed). A subclass of :class:`DatasetNotFoundError`.
-    ChecksumError
-        If a file in ``data_home`` (or, with ``download=False``, in the cache)
-        does not have the official md5. A subclass of ``OSError``.
-    IDXFormatError
-        If a file is not a valid IDX file. A subclass of ``ValueError``.
+        If a file is found nowhere and ``download_if_missing=False``, or if
+        every mirror failed to deliver it. A subclass of
+        ``FileNotFoundError``; the message says why and how to supply the
+        files.
+    OSError
+        If a file in ``data_home`` (or, with ``download_if_missing=False``,
+        in the cache) is not the official one. The message names the file.
 
     See Also
     --------
-    {see_also}
+    fetch_mnist : The same fetcher for MNIST.
     read_idx : Parse one IDX file.
 
     Examples
     --------
-    >>> from sklenet.datasets import {func}
-    >>> bunch = {func}(subset="train")  # doctest: +SKIP
+    >>> from sklenet.datasets import fetch_fashion_mnist
+    >>> bunch = fetch_fashion_mnist(subset="train")  # doctest: +SKIP
     >>> bunch.data.shape, bunch.images.shape  # doctest: +SKIP
     ((60000, 784), (60000, 28, 28))
-    >>> bunch.target_names[:3]  # doctest: +SKIP
-    {names3}
-    >>> X, y = {func}(subset="test", return_X_y=True)  # doctest: +SKIP
+    >>> X, y = fetch_fashion_mnist(subset="test", data_home="/path/to/idx/files",
+    ...                            download_if_missing=False,
+    ...                            return_X_y=True)  # doctest: +SKIP
     >>> X.shape, y.dtype  # doctest: +SKIP
     ((10000, 784), dtype('int64'))
-    >>> X, y = {func}(data_home="/path/to/idx/files",
-    ...     download=False, return_X_y=True)  # doctest: +SKIP
     """
+    return _fetch(_FASHION_MNIST, subset, data_home, download_if_missing, return_X_y,
+                  mirrors=mirrors, n_retries=n_retries, delay=delay, timeout=timeout,
+                  verbose=verbose)
 
 
-def load_fashion_mnist(*, subset="train", data_home=None, download=True,
-                       return_X_y=False, mirrors=None, verbose=True):
-    return _load(_FASHION_MNIST, subset=subset, data_home=data_home,
-                 download=download, return_X_y=return_X_y, mirrors=mirrors,
-                 verbose=verbose)
+@validate_params(_FETCH_CONSTRAINTS, prefer_skip_nested_validation=True)
+def fetch_mnist(*, subset="train", data_home=None, download_if_missing=True,
+                return_X_y=False, mirrors=None, n_retries=3, delay=1.0, timeout=None,
+                verbose=True):
+    """Load the MNIST data set (original IDX files), downloading it if needed.
 
+    Works as :func:`fetch_fashion_mnist`, with the subdirectory and cache
+    folder ``mnist``, the MNIST checksums and mirrors, and the class names
+    ``'0'`` to ``'9'``.
 
-def load_mnist(*, subset="train", data_home=None, download=True,
-               return_X_y=False, mirrors=None, verbose=True):
-    return _load(_MNIST, subset=subset, data_home=data_home,
-                 download=download, return_X_y=return_X_y, mirrors=mirrors,
-                 verbose=verbose)
+    Parameters
+    ----------
+    subset : {"train", "test", "all"}, default="train"
+        The 60,000 training images, the 10,000 test images, or all 70,000.
+    data_home : str or os.PathLike, default=None
+        A directory holding the original gzip files (directly or in its
+        ``mnist`` subdirectory); None uses ``SKLENET_DATA_HOME``, if set.
+    download_if_missing : bool, default=True
+        Whether to download the files found nowhere.
+    return_X_y : bool, default=False
+        If True, return ``(data, target)`` instead of a Bunch.
+    mirrors : list of str, default=None
+        Base URLs to download from, tried in turn; None uses the official
+        mirrors.
+    n_retries : int, default=3
+        How many more times to try a mirror after a network error.
+    delay : float, default=1.0
+        Seconds to wait before each retry.
+    timeout : float, default=None
+        Seconds allowed to download one file from one mirror; None uses
+        ``SKLENET_DOWNLOAD_TIMEOUT``, else 600 s.
+    verbose : bool, default=True
+        Whether to report downloads and show a progress bar.
 
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch` or tuple
+        As returned by :func:`fetch_fashion_mnist`; ``target_names`` are
+        ``'0'`` to ``'9'``.
 
-def _fill_doc(func, spec, see_also, target_names_doc):
-    func.__doc__ = _LOADER_DOC.format(
-        name=spec.name,
-        dirname=spec.dirname,
-        mirrors=", ".join(f"``{m}``" for m in spec.mirrors) + ".",
-        func=func.__name__,
-        see_also=see_also,
-        target_names_doc=target_names_doc,
-        names3=repr(list(spec.target_names[:3])),
-    )
+    Raises
+    ------
+    DatasetNotFoundError
+        If a file is not available (see :func:`fetch_fashion_mnist`).
+    OSError
+        If a local file is not the official one. The message names it.
 
+    See Also
+    --------
+    fetch_fashion_mnist : The same fetcher for Fashion-MNIST.
 
-_fill_doc(
-    load_fashion_mnist, _FASHION_MNIST,
-    "load_mnist : The same loader for MNIST.",
-    "The class names: 'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', "
-    "'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'.",
-)
-_fill_doc(
-    load_mnist, _MNIST,
-    "load_fashion_mnist : The same loader for Fashion-MNIST.",
-    "The class names '0' to '9'.",
-)
+    Examples
+    --------
+    >>> from sklenet.datasets import fetch_mnist
+    >>> X, y = fetch_mnist(subset="test", return_X_y=True)  # doctest: +SKIP
+    >>> X.shape, y[:5]  # doctest: +SKIP
+    ((10000, 784), array([7, 2, 1, 0, 4]))
+    """
+    return _fetch(_MNIST, subset, data_home, download_if_missing, return_X_y,
+                  mirrors=mirrors, n_retries=n_retries, delay=delay, timeout=timeout,
+                  verbose=verbose)
+

@@ -1,9 +1,40 @@
+import hashlib
+import os
+from pathlib import Path
+
 import pytest
 import torch
 from sklearn.datasets import load_digits
-from pathlib import Path
 
+from sklenet import datasets
+
+# CI clones the repository in some folder with a copy of shared/ beside it.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _find_data(spec):
+    """The directory holding the four original files of ``spec``, or None.
+
+    ``SKLENET_DATA_HOME`` is looked at first (the files directly in it, or in
+    its ``fashion-mnist`` / ``mnist`` subdirectory), then ``../shared/data``.
+    A directory counts only if its test labels are the official ones, so that
+    a ``SKLENET_DATA_HOME`` holding MNIST is not taken for Fashion-MNIST.
+    """
+    candidates = [SHARED_DATA / spec.dirname]
+    env = os.environ.get(datasets.DATA_HOME_ENV, "").strip()
+    if env:
+        candidates[:0] = [Path(env).expanduser(), Path(env).expanduser() / spec.dirname]
+    labels = "t10k-labels-idx1-ubyte.gz"
+    for directory in candidates:
+        if all((directory / f).is_file() for f in spec.files) and hashlib.md5(
+                (directory / labels).read_bytes()).hexdigest() == spec.files[labels][0]:
+            return directory
+    return None
+
+
+# Read when the tests are collected: test modules may clear SKLENET_DATA_HOME
+# for their own tests afterwards.
+DATA_DIRS = {s.dirname: _find_data(s) for s in (datasets._FASHION_MNIST, datasets._MNIST)}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -19,9 +50,20 @@ def digits():
     return X, y
 
 
+def _data_dir(name):
+    if DATA_DIRS[name] is None:
+        pytest.skip(f"the {name} files are neither in ${datasets.DATA_HOME_ENV} nor in "
+                    f"{SHARED_DATA / name}")
+    return DATA_DIRS[name]
+
+
 @pytest.fixture(scope="session")
 def fashion_dir():
-    path = SHARED_DATA / "fashion-mnist"
-    if not (path / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"the Fashion-MNIST files are not in {path}")
-    return path
+    """Directory of the original Fashion-MNIST files (skips the test without them)."""
+    return _data_dir("fashion-mnist")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    """Directory of the original MNIST files (skips the test without them)."""
+    return _data_dir("mnist")

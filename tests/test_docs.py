@@ -51,7 +51,7 @@ def built_docs(tmp_path_factory):
 def test_docs_build_without_warnings(built_docs):
     for page in ("index", "user_guide", "api", "auto_examples/index",
                  "generated/sklenet.LeNet5Classifier", "generated/sklenet.LeNet5",
-                 "generated/sklenet.datasets.load_fashion_mnist"):
+                 "generated/sklenet.datasets.fetch_fashion_mnist"):
         assert (built_docs / f"{page}.html").is_file(), page
     index = (built_docs / "index.html").read_text(encoding="utf-8")
     for page in ("results", "performance", "deploy", "dask"):

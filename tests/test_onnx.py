@@ -25,12 +25,13 @@ def _run(session, X):
 
 @pytest.fixture(scope="module")
 def fashion(fashion_dir):
-    from sklenet.datasets import load_fashion_mnist
+    from sklenet.datasets import fetch_fashion_mnist
 
-    X_train, y_train = load_fashion_mnist(subset="train", data_home=fashion_dir,
-                                          download=False, return_X_y=True, verbose=False)
-    X_test, _ = load_fashion_mnist(subset="test", data_home=fashion_dir, download=False,
-                                   return_X_y=True, verbose=False)
+    X_train, y_train = fetch_fashion_mnist(subset="train", data_home=fashion_dir,
+                                           download_if_missing=False, return_X_y=True,
+                                           verbose=False)
+    X_test, _ = fetch_fashion_mnist(subset="test", data_home=fashion_dir,
+                                    download_if_missing=False, return_X_y=True, verbose=False)
     clf = LeNet5Classifier(max_epochs=2, random_state=0, device="cpu")
     clf.fit(X_train[:2000], y_train[:2000])  # uint8 pixels, as loaded
     return clf, X_test[:1000]
