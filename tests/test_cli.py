@@ -204,3 +204,95 @@ def test_python_m_sklenet_help(args):
                        "--activation", "--pooling", "--validation-fraction", "--baselines",
                        "--max-train-samples", "--seed", "--out", "--quick", "--recipes"):
             assert option in proc.stdout
+
+
+@pytest.mark.parametrize("args, argument", [
+    (["--lr", "inf"], "--lr"),
+    (["--lr", "nan"], "--lr"),
+    (["--seed", "-1"], "--seed"),
+    (["--seed", "1099511627776"], "--seed"),
+    (["--max-train-samples", "5"], "--max-train-samples"),
+    (["--validation-fraction", "0.99", "--max-train-samples", "20"], "--max-train-samples"),
+    (["--validation-fraction", "1"], "--validation-fraction"),
+    (["--svc-max-train-samples", "3"], "--svc-max-train-samples"),
+    (["--epochs", "0"], "--epochs"),
+    (["--activation", "sigmoid"], "--activation"),
+])
+def test_bad_arguments_are_one_line_and_exit_2(args, argument, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", *args, "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("sklenet reproduce: error: argument " + argument), err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_split_error_says_what_works(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["reproduce", "--max-train-samples", "5"])
+    assert "use at least 46 images" in capsys.readouterr().err
+
+
+def test_cuda_without_cuda_is_an_argument_error(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--device", "cuda", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("sklenet reproduce: error: argument --device: device='cuda'")
+
+
+def _reproduce_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--help"])
+    assert exc.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_shows_each_default_once_and_right(capsys):
+    text = " ".join(_reproduce_help(capsys).split())
+    assert "(default: None)" not in text
+    assert "(default: True)" not in text and "(default: False)" not in text
+    # One default per option: the text between two options holds at most one.
+    for chunk in text.split(" --")[1:]:
+        assert chunk.count("default:") <= 1, chunk
+    for shown in ("(default: auto)", "(default: 0.2)", "(default: study,default)",
+                  "(default: 0)", "(default: results)", "(default: 10000)",
+                  "(default: the recipe's, 128)"):
+        assert shown in text, shown
+
+
+def test_choices_come_from_the_options_module():
+    from sklenet import _options
+
+    reproduce = cli.build_parser()._subparsers._group_actions[0].choices["reproduce"]
+    choices = {action.dest: action.choices for action in reproduce._actions}
+    assert tuple(choices["activation"]) == _options.ACTIVATIONS
+    assert tuple(choices["pooling"]) == _options.POOLINGS
+    assert tuple(choices["device"]) == _options.DEVICES
+
+
+@pytest.mark.parametrize("dataset", ["auto", "fashion-mnist"])
+def test_corrupted_file_in_data_home_is_named(dataset, tmp_path, capsys):
+    # Every file is there, one is not the official one: an error naming it,
+    # never a silent fallback to the digits.
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (home / name).write_bytes(b"not the official file")
+    code, stdout, err = _run(
+        ["reproduce", "--dataset", dataset, "--data-home", str(home), "--quick",
+         "--out", str(tmp_path / "out")], capsys)
+    assert code == 1
+    assert err.count("\n") == 1, err
+    assert err.startswith("sklenet: error: Fashion-MNIST is not available")
+    assert str(home / "train-images-idx3-ubyte.gz") in err
+    assert "digits" not in stdout
+    assert not (tmp_path / "out").exists()
