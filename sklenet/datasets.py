@@ -116,8 +116,12 @@ class DatasetNotFoundError(FileNotFoundError):
     """
 
 
-class _BadMirror(Exception):
-    """The mirror answered, wrongly: trying it again will not help."""
+class _MirrorFailed(Exception):
+    """A mirror did not deliver a file; ``retry`` says whether trying again may help."""
+
+    def __init__(self, reason, retry=False):
+        super().__init__(reason)
+        self.retry = retry
 
 
 # IDX parsing
@@ -303,7 +307,7 @@ def _fetch_files(spec, filenames, data_home, download_if_missing, download_args)
     missing = [f for f, path in found.items() if path is None]
     if missing and not download_if_missing:
         raise DatasetNotFoundError(
-            f"{spec.name}: {', '.join(missing)} not found in "
+            f"{', '.join(missing)} of {spec.name} not found in "
             f"{', '.join(str(d) for d, _ in places)}, and download_if_missing=False. "
             + _how_to_supply(filenames))
     if missing:
@@ -363,20 +367,14 @@ def _download_one(spec, fname, cache, mirrors, n_retries, delay, timeout, verbos
             try:
                 return _download(url, cache, md5=md5, size=size, timeout=timeout,
                                  verbose=verbose)
-            except _BadMirror as exc:
-                reason, retry = str(exc), False
-            except urllib.error.HTTPError as exc:
-                reason, retry = f"HTTP error {exc.code}: {exc.reason}", exc.code >= 500
-            except urllib.error.URLError as exc:
-                reason, retry = f"cannot connect: {exc.reason}", True
-            except (OSError, http.client.HTTPException) as exc:  # timeouts, resets, ...
-                reason, retry = f"{type(exc).__name__}: {exc}", True
+            except _MirrorFailed as exc:
+                reason, retry = str(exc), exc.retry
             _log(verbose, f"  failed: {reason}")
             if not retry:
                 break
         failures.append(f"{url}: {reason}")
     raise DatasetNotFoundError(
-        f"{spec.name}: {fname} could not be downloaded from any mirror "
+        f"{fname} of {spec.name} could not be downloaded from any mirror "
         f"({'; '.join(failures)}). " + _how_to_supply(sorted(spec.files)))
 
 
@@ -384,8 +382,8 @@ def _download(url, directory, *, md5, size, timeout, verbose):
     """Download ``url`` into a new hidden file in ``directory``; return its path.
 
     The file is returned only complete and verified, and is removed on any
-    error. Reading stops as soon as more than ``size`` bytes arrive or the
-    ``timeout`` (seconds, for the whole file) is over.
+    error. Whatever the mirror or the network does wrong raises
+    :class:`_MirrorFailed`; an error writing the file propagates as it is.
     """
     name = url.rsplit("/", 1)[-1]
     fd, part = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
@@ -396,9 +394,9 @@ def _download(url, directory, *, md5, size, timeout, verbose):
             out.flush()
             os.fsync(out.fileno())
         if n < size:
-            raise ConnectionError(f"incomplete download ({n} of {size} bytes)")
+            raise _MirrorFailed(f"incomplete download ({n} of {size} bytes)", retry=True)
         if digest != md5:
-            raise _BadMirror(f"md5 mismatch: got {digest}, expected {md5}")
+            raise _MirrorFailed(f"md5 mismatch: got {digest}, expected {md5}")
         done = True
         return Path(part)
     finally:
@@ -407,36 +405,52 @@ def _download(url, directory, *, md5, size, timeout, verbose):
 
 
 def _stream(url, out, *, size, timeout, verbose):
-    """Copy at most ``size`` bytes of ``url`` into ``out``; return their number and md5."""
+    """Copy at most ``size`` bytes of ``url`` into ``out`` within ``timeout`` seconds.
+
+    Returns the number of bytes and their md5.
+    """
     from tqdm import tqdm
 
     deadline = time.monotonic() + timeout
+    too_slow = (f"too slow: {{}} of {size} bytes after {timeout:g} s (raise the timeout "
+                f"parameter or {DOWNLOAD_TIMEOUT_ENV})")
     h, n = hashlib.md5(usedforsecurity=False), 0
     request = urllib.request.Request(url, headers={"User-Agent": "sklenet (urllib)"})
     try:
-        with urllib.request.urlopen(request, timeout=min(READ_TIMEOUT, timeout)) as resp, \
-                tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
-                     desc=url.rsplit("/", 1)[-1], disable=not verbose, file=sys.stderr) as bar:
-            announced = resp.headers.get("Content-Length", "")
-            if announced.isdigit() and int(announced) != size:
-                raise _BadMirror(f"announces {announced} bytes, the official file has {size}")
-            # read1 returns what has arrived: a trickle cannot hold us past the deadline.
-            while chunk := resp.read1(min(_CHUNK, size + 1 - n)):
-                n += len(chunk)
-                if n > size:
-                    raise _BadMirror(f"sent more than the {size} bytes of the official "
-                                     "file; stopped reading")
-                out.write(chunk)
-                h.update(chunk)
-                bar.update(len(chunk))
-                if time.monotonic() > deadline and n < size:
-                    raise TimeoutError
-    except TimeoutError:
-        if time.monotonic() < deadline:
-            raise  # a read timed out: the network may do better on a retry
-        raise _BadMirror(f"too slow: {n} of {size} bytes after {timeout:g} s (raise the "
-                         f"timeout parameter or {DOWNLOAD_TIMEOUT_ENV})") from None
-    return n, h.hexdigest()
+        resp = urllib.request.urlopen(request, timeout=min(READ_TIMEOUT, timeout))
+    except (OSError, http.client.HTTPException) as exc:
+        raise _network_failure(exc) from None
+    with resp, tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
+                    desc=url.rsplit("/", 1)[-1], disable=not verbose, file=sys.stderr) as bar:
+        announced = resp.headers.get("Content-Length", "")
+        if announced.isdigit() and int(announced) != size:
+            raise _MirrorFailed(f"announces {announced} bytes, the official file has {size}")
+        while True:
+            try:  # read1 returns what has arrived: a trickle cannot outlast the deadline
+                chunk = resp.read1(min(_CHUNK, size + 1 - n))
+            except (OSError, http.client.HTTPException) as exc:
+                if time.monotonic() > deadline:
+                    raise _MirrorFailed(too_slow.format(n)) from None
+                raise _network_failure(exc) from None
+            if not chunk:
+                return n, h.hexdigest()
+            n += len(chunk)
+            if n > size:
+                raise _MirrorFailed(f"sent more than the {size} bytes of the official file; "
+                                    "stopped reading")
+            out.write(chunk)
+            h.update(chunk)
+            bar.update(len(chunk))
+            if time.monotonic() > deadline and n < size:
+                raise _MirrorFailed(too_slow.format(n))
+
+
+def _network_failure(exc):
+    if isinstance(exc, urllib.error.HTTPError):  # a 404 stays a 404; a 5xx may pass
+        return _MirrorFailed(f"HTTP error {exc.code}: {exc.reason}", retry=exc.code >= 500)
+    if isinstance(exc, urllib.error.URLError):
+        return _MirrorFailed(f"cannot connect: {exc.reason}", retry=True)
+    return _MirrorFailed(f"{type(exc).__name__}: {exc}", retry=True)  # timeouts, resets
 
 
 def _discard(path):

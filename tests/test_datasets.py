@@ -1,5 +1,6 @@
 """Tests of sklenet.datasets: loading, checksums, downloads from local servers, IDX parsing."""
 
+import errno
 import gzip
 import hashlib
 import http.server
@@ -478,6 +479,18 @@ def test_failure_mid_call_leaves_the_cache_as_it_was(server, tmp_path, monkeypat
     with pytest.raises(KeyboardInterrupt):
         _fetch(mirrors=[server.url("good")])
     assert [p.name for p in cache.iterdir()] == ["unrelated.txt"]
+
+
+def test_a_local_write_error_is_not_blamed_on_the_mirror(server, tmp_path, monkeypatch):
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left") as excinfo:
+        _fetch(mirrors=[server.url("good"), server.url("good")])
+    assert not isinstance(excinfo.value, FileNotFoundError)
+    assert len(server.requests) == 1  # neither retried nor sent to the next mirror
+    assert not (tmp_path / "sklearn_data").exists()
 
 
 def test_two_downloads_into_one_cache(server, tmp_path, fashion_test):
