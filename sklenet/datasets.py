@@ -261,7 +261,7 @@ def _places(spec, data_home):
         if not root.is_dir():
             warnings.warn(f"{origin} directory {str(root)!r} does not exist; looking in "
                           "the scikit-learn data home cache instead.", UserWarning,
-                          stacklevel=4)
+                          stacklevel=6)  # the caller of fetch_*, past validate_params
         places = [(root, False), (root / spec.dirname, False)]
     # sklearn's get_data_home() would create the folder: looking must change nothing.
     sklearn_home = os.environ.get("SCIKIT_LEARN_DATA", os.path.join("~", "scikit_learn_data"))

@@ -240,9 +240,10 @@ def test_corrupted_cache_without_download_is_named(tmp_path, fashion_dir):
 
 
 def test_missing_data_home_warns(tmp_path):
-    with pytest.warns(UserWarning, match="does not exist"):
+    with pytest.warns(UserWarning, match="does not exist") as record:
         with pytest.raises(DatasetNotFoundError):
-            _fetch(data_home=tmp_path / "nope", download_if_missing=False)
+            fetch_fashion_mnist(data_home=tmp_path / "nope", download_if_missing=False)
+    assert record[0].filename == __file__  # points at the caller's line
 
 
 def test_download_false_lists_files_and_places(tmp_path, monkeypatch):
