@@ -8,11 +8,13 @@ with one-hot labels and a softmax output, with 20% of the training set held out
 (stratified) for validation, loss and accuracy followed epoch by epoch, and a
 final evaluation on the official test set.
 
-The data is read with :func:`sklenet.datasets.fetch_fashion_mnist` from the
-directory named by ``SKLENET_DATA_HOME`` (or the scikit-learn data home), and
-downloaded when missing. Without the files and without a network the example
-falls back to scikit-learn's digits and says so. The full reproduction, with
-baselines and a report, is ``sklenet reproduce``.
+The data comes from :func:`sklenet.study.load_study_data`, the loader of
+``sklenet reproduce``: Fashion-MNIST from the directory named by
+``SKLENET_DATA_HOME`` (or the scikit-learn data home), downloaded when missing;
+without the files and without a network it falls back to scikit-learn's digits
+and says so. The figures are those of :mod:`sklenet.plotting`. The full
+reproduction, with baselines and a report, is ``sklenet reproduce``, or
+:func:`sklenet.study.run_study` followed by :func:`sklenet.report.write_report`.
 """
 
 import os
@@ -24,39 +26,26 @@ QUICK = os.environ.get("SKLENET_EXAMPLES_QUICK") == "1"  # CI: tiny run
 # -------------
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import MaxNLocator
-from sklearn.datasets import load_digits
-from sklearn.metrics import ConfusionMatrixDisplay
 from sklearn.model_selection import train_test_split
 
 from sklenet import LeNet5Classifier
-from sklenet.datasets import FASHION_MNIST_CLASSES, fetch_fashion_mnist
+from sklenet.plotting import plot_confusion_matrix, plot_history, plot_samples
+from sklenet.study import load_study_data, recipe_params
 
-data_home = os.environ.get("SKLENET_DATA_HOME")
-try:
-    X_train, y_train = fetch_fashion_mnist(
-        subset="train", data_home=data_home, download_if_missing=not QUICK, return_X_y=True
-    )
-    X_test, y_test = fetch_fashion_mnist(
-        subset="test", data_home=data_home, download_if_missing=not QUICK, return_X_y=True
-    )
-    target_names = list(FASHION_MNIST_CLASSES)
-    image_size = 28
-except (OSError, ValueError) as exc:  # no local files and no network
-    print(f"Fashion-MNIST is not available ({type(exc).__name__}); using digits instead.")
-    X, y = load_digits(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.25, stratify=y, random_state=0
-    )
-    target_names = [str(d) for d in range(10)]
-    image_size = 8
+data = load_study_data("auto", download=not QUICK)
+X_train, y_train = data["X_train"], data["y_train"]
+X_test, y_test = data["X_test"], data["y_test"]
+target_names = data["target_names"]
 
 if QUICK:  # a stratified subset, for a run of a few seconds
     X_train, _, y_train, _ = train_test_split(
         X_train, y_train, train_size=600, stratify=y_train, random_state=0
     )
     X_test, y_test = X_test[:300], y_test[:300]
-print(f"training set {X_train.shape}, test set {X_test.shape}")
+print(f"{data['name']}: training set {X_train.shape}, test set {X_test.shape}")
+
+fig = plot_samples(X_train, y_train, target_names=target_names, n_per_class=2,
+                   image_shape=data["image_shape"], title="Sample training images")
 
 # %%
 # One-hot labels
@@ -70,12 +59,13 @@ print(Y_train[:3])
 # %%
 # Train with the study's configuration
 # ------------------------------------
-# ``activation="tanh"`` and ``pooling="avg"`` are the study's network (the
-# library defaults are tanh and max pooling). ``validation_fraction=0.2``
-# holds out a stratified 20% of the training set, reported each epoch.
+# The ``"study"`` recipe is the study's network, ``activation="tanh"`` and
+# ``pooling="avg"`` (the library defaults are tanh and max pooling).
+# ``validation_fraction=0.2`` holds out a stratified 20% of the training set,
+# reported each epoch.
+print(recipe_params("study"))
 clf = LeNet5Classifier(
-    activation="tanh",
-    pooling="avg",
+    **recipe_params("study"),
     validation_fraction=0.2,
     max_epochs=2 if QUICK else 10,
     random_state=0,
@@ -86,20 +76,11 @@ clf.fit(X_train, Y_train)
 # %%
 # Learning curves
 # ---------------
-# ``history_`` holds one record per epoch.
-history = clf.history_
-epochs = [h["epoch"] for h in history]
-fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-for split in ("train", "valid"):
-    ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], "o-", label=split)
-    ax_acc.plot(epochs, [h[f"{split}_accuracy"] for h in history], "o-", label=split)
-ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
-ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
-for ax in (ax_loss, ax_acc):
-    ax.legend()
-    ax.grid(alpha=0.3)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-fig.tight_layout()
+# ``history_`` holds one record per epoch; ``plot_history`` draws the
+# training and validation curves of a fitted model.
+fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+plot_history(clf, "loss", ax=ax_loss, title="Loss")
+plot_history(clf, "accuracy", ax=ax_acc, title="Accuracy")
 
 # %%
 # Test set
@@ -110,21 +91,17 @@ Y_pred = clf.predict(X_test)
 y_pred = Y_pred.argmax(axis=1)
 print(f"test accuracy: {np.mean(y_pred == y_test):.3f}")
 
-fig, ax = plt.subplots(figsize=(7, 6))
-ConfusionMatrixDisplay.from_predictions(
-    y_test, y_pred, labels=np.arange(10), display_labels=target_names,
-    xticks_rotation=60, colorbar=False, ax=ax,
-)
-ax.set_title("Confusion matrix on the test set")
-fig.tight_layout()
+fig = plot_confusion_matrix(y_test, y_pred, target_names=target_names,
+                            title="Confusion matrix on the test set")
 
 # %%
 # Some test images
 # ----------------
-fig, axes = plt.subplots(2, 6, figsize=(10, 4))
+# Misclassified ones have their (wrong) prediction in red.
+side = data["image_shape"][0]
+fig, axes = plt.subplots(2, 6, figsize=(10, 4), layout="constrained")
 for ax, image, true, pred in zip(axes.ravel(), X_test, y_test, y_pred):
-    ax.imshow(image.reshape(image_size, image_size), cmap="gray_r")
+    ax.imshow(image.reshape(side, side), cmap="gray_r")
     ax.set_title(target_names[pred], color="black" if pred == true else "red", fontsize=9)
     ax.axis("off")
-fig.tight_layout()
 plt.show()
