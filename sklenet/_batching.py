@@ -24,12 +24,17 @@ class TensorSubset(Dataset):
         Targets aligned with ``X``.
     indices : torch.Tensor of int64 or None
         The rows that belong to this subset; ``None`` means all rows.
+    sample_weight : torch.Tensor or None
+        Weights aligned with ``X``; when given, a sample is
+        ``({"X": x, "sample_weight": w}, y)``, the form skorch passes on to
+        ``infer`` and ``get_loss``.
     """
 
-    def __init__(self, X, y=None, indices=None):
+    def __init__(self, X, y=None, indices=None, sample_weight=None):
         self.X = X
         self.y = y
         self.indices = indices
+        self.sample_weight = sample_weight
 
     def __len__(self):
         return len(self.X) if self.indices is None else len(self.indices)
@@ -37,9 +42,10 @@ class TensorSubset(Dataset):
     def __getitem__(self, i):
         """Sample(s) ``i``; ``i`` may be an int, a slice or a tensor of positions."""
         rows = i if self.indices is None else _take(self.indices, i)
-        if self.y is None:
-            return _take(self.X, rows), torch.empty(0)
-        return _take(self.X, rows), _take(self.y, rows)
+        X = _take(self.X, rows)
+        if self.sample_weight is not None:
+            X = {"X": X, "sample_weight": _take(self.sample_weight, rows)}
+        return X, torch.empty(0) if self.y is None else _take(self.y, rows)
 
 
 def _take(tensor, rows):
@@ -94,7 +100,10 @@ class BatchIterator:
             else:
                 Xb, yb = self.dataset[order[start:start + self.batch_size]]
             if self.transform is not None:
-                Xb = self.transform(Xb, self.generator)
+                if isinstance(Xb, dict):
+                    Xb = dict(Xb, X=self.transform(Xb["X"], self.generator))
+                else:
+                    Xb = self.transform(Xb, self.generator)
             yield Xb, yb
         if order is not None:
             # RandomSampler ends each pass with a draw for its remainder

@@ -11,6 +11,7 @@ from sklearn.utils.validation import column_or_1d
 
 __all__ = [
     "flatten_images",
+    "check_targets",
     "resolve_image_shape",
     "channel_mean_std",
     "encode_targets",
@@ -43,7 +44,57 @@ def flatten_images(X):
             f"Expected images shaped (n_samples, n_features), (n_samples, height, width) "
             f"or (n_samples, channels, height, width); got an array with shape {X.shape}."
         )
+    if X.ndim == 4 and X.shape[1] not in _CHANNEL_COUNTS and X.shape[3] in _CHANNEL_COUNTS:
+        raise ValueError(
+            f"X has shape {X.shape}, which looks like channels-last images (n_samples, "
+            f"height, width, channels), as PIL, OpenCV and Keras hold them. LeNet5Classifier "
+            f"reads images channels-first, (n_samples, channels, height, width): pass "
+            f"X.transpose(0, 3, 1, 2)."
+        )
     return X.reshape(len(X), -1), X.shape[1:]
+
+
+#: Channel counts of real images (grayscale, RGB, RGBA): a 4-d array with one of
+#: these last and another second is channels-last.
+_CHANNEL_COUNTS = (1, 3, 4)
+
+
+def check_targets(y, name="y"):
+    """``y`` as an array, with errors that name it for what sklearn reports vaguely.
+
+    Catches a y of more than 2 dimensions, missing labels (None) and a mix of
+    numbers and strings before ``check_array`` / ``np.unique`` fail on them with
+    messages that don't say they mean ``y``.
+    """
+    if y is None:  # validate_data says that y is required
+        return y
+    y = y.to_numpy() if hasattr(y, "to_numpy") else y
+    try:
+        array = np.asarray(y)
+    except ValueError:  # ragged: let check_array report it
+        return y
+    if array.ndim > 2:
+        raise ValueError(
+            f"{name} must be 1-d labels (n_samples,) or one-hot rows (n_samples, "
+            f"n_classes); got an array with shape {array.shape}."
+        )
+    if array.dtype == object:
+        flat = array.ravel()
+        missing = np.flatnonzero([v is None or (isinstance(v, float) and v != v)
+                                  for v in flat])
+        if len(missing):
+            raise ValueError(
+                f"{name} has missing labels (None or NaN) at positions "
+                f"{missing[:5].tolist()}{'...' if len(missing) > 5 else ''}; every "
+                f"sample needs a label."
+            )
+        kinds = {type(v).__name__ for v in flat if not isinstance(v, (str, np.str_))}
+        if kinds and len(kinds) < len({type(v).__name__ for v in flat}):
+            raise ValueError(
+                f"{name} mixes strings with labels of type {sorted(kinds)}; labels must "
+                f"be all strings or all numbers (convert them with {name}.astype(str))."
+            )
+    return array
 
 
 def resolve_image_shape(n_features, sample_shape=None, image_shape=None):
@@ -96,7 +147,7 @@ def channel_mean_std(X, n_channels, rows=None, chunk_rows=4096):
     return mean, std
 
 
-def encode_targets(y, classes=None):
+def encode_targets(y, classes=None, name="y"):
     """Turn labels into class indices.
 
     Returns ``(indices, classes, one_hot)``. ``y`` may hold labels of any
@@ -124,16 +175,17 @@ def encode_targets(y, classes=None):
     if one_hot:
         if y.shape[1] != len(classes):
             raise ValueError(
-                f"y has {y.shape[1]} one-hot columns but the model knows {len(classes)} "
+                f"{name} has {y.shape[1]} one-hot columns but the model knows {len(classes)} "
                 f"classes; refit with fit() to change the classes."
             )
         return indices.astype(np.int64), classes, one_hot
     unknown = np.setdiff1d(found, classes)
     if len(unknown):
         raise ValueError(
-            f"y contains labels {unknown.tolist()} that are not in classes "
-            f"{np.asarray(classes).tolist()}. partial_fit can only learn the classes "
-            f"given on its first call; refit with fit() to change them."
+            f"{name} contains labels {unknown.tolist()} that are not in classes "
+            f"{np.asarray(classes).tolist()}, the model's classes. partial_fit can only learn the "
+            f"classes given on its first call, and validation labels must be training "
+            f"classes; refit with fit() to change them."
         )
     indices = np.searchsorted(classes, found)[indices]
     return indices.astype(np.int64), classes, one_hot

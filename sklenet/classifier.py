@@ -1,102 +1,73 @@
-"""The scikit-learn estimator :class:`LeNet5Classifier`."""
+"""The scikit-learn estimator :class:`LeNet5Classifier`.
+
+It owns the sklearn side: parameters, validation of data and labels, the
+validation split, weights and the fitted attributes. Everything about the
+skorch net (building, training, snapshots, inference) is in
+:mod:`sklenet._training`.
+"""
 
 import contextlib
-import copy
-import functools
+import inspect
 import warnings
-from collections import OrderedDict
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from scipy.special import log_softmax, softmax
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch import NeuralNet
-from skorch.callbacks import (
-    EarlyStopping,
-    EpochTimer,
-    LRScheduler,
-    PassthroughScoring,
-    PrintLog,
-    ProgressBar,
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils import (
+    check_array,
+    check_consistent_length,
+    check_random_state,
+    compute_class_weight,
 )
-from skorch.utils import noop
-from torch import nn
+from sklearn.utils._param_validation import (
+    InvalidParameterError,
+    Interval,
+    StrOptions,
+)
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._batching import BatchIterator, RandomShiftFlip, TensorSubset
-from ._callbacks import BatchAccuracy
+from . import _training
+from ._batching import TensorSubset
 from ._input import (
     channel_mean_std,
+    check_targets,
     decode_predictions,
     encode_targets,
     flatten_images,
     resolve_image_shape,
     split_validation,
 )
-from ._speed import PRECISIONS, resolve_precision, run_module, set_memory_format
-from .network import InputAdapter, LeNet5
+from ._options import (
+    ACTIVATIONS,
+    DEVICES,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    POOLINGS,
+    PRECISIONS,
+    resolve_device,
+)
 
 __all__ = ["LeNet5Classifier"]
 
-#: Inference runs on chunks of this many images.
-INFERENCE_CHUNK = 256
-#: The last chunk is zero-padded to a multiple of this many images. CPU kernels
-#: compute a sample bitwise alike in any batch of at least 32 images but not in
-#: tiny ones, so padding keeps a prediction independent of the batch it came in
-#: (as sklearn's checks demand) while one image costs a 32-image pass, not 256.
-INFERENCE_PAD_MULTIPLE = 32
-
-_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 _HISTORY_KEYS = {
     "train_loss": "train_loss",
     "train_acc": "train_accuracy",
     "valid_loss": "valid_loss",
     "valid_acc": "valid_accuracy",
+    "lr": "lr",
     "dur": "duration",
 }
 
 
-class _SplitNet(NeuralNet):
-    """skorch net fed with training and validation sets that are already split.
-
-    ``fit_loop`` receives ``X=(train_dataset, valid_dataset_or_None)``: the
-    estimator makes the stratified split itself, before the data reaches skorch.
-    """
-
-    @property
-    def _default_callbacks(self):
-        return [
-            ("epoch_timer", EpochTimer()),
-            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
-            ("valid_loss", PassthroughScoring(name="valid_loss")),
-            ("accuracy", BatchAccuracy()),
-        ]
-
-    def get_split_datasets(self, X, y=None, **fit_params):
-        return X
-
-    # Execution settings, set by LeNet5Classifier before training.
-    amp_dtype = None
-    channels_last = False
-
-    def infer(self, x, **fit_params):
-        return run_module(self.module_, x, self.device, self.amp_dtype, self.channels_last)
-
-    def _set_training(self, training=True):
-        # skorch sets the mode before every batch; ``Module.train`` walks and
-        # re-assigns every submodule each time, ~3% of an epoch for LeNet-5.
-        modules = (getattr(self, name + "_") for name in self._modules + self._criteria)
-        if any(m.training != training for module in modules
-               if isinstance(module, torch.nn.Module) for m in module.modules()):
-            super()._set_training(training)
-
-
 @contextlib.contextmanager
 def _unchanged_on_error(estimator):
-    """Leave the estimator exactly as it was if the block raises."""
+    """Put back the estimator's attributes if the block raises (Ctrl-C included).
+
+    A shallow copy is enough: training works on a new net and never mutates
+    the objects the attributes refer to.
+    """
     saved = dict(estimator.__dict__)
     try:
         yield
@@ -106,23 +77,19 @@ def _unchanged_on_error(estimator):
         raise
 
 
-@functools.lru_cache(maxsize=None)
-def _fused_adam_works(device):
-    """Whether ``torch.optim.Adam(fused=True)`` runs on ``device`` with this torch."""
-    try:
-        param = nn.Parameter(torch.zeros(1, device=device))
-        param.grad = torch.zeros(1, device=device)
-        torch.optim.Adam([param], fused=True).step()
-    except (RuntimeError, TypeError, ValueError):
-        return False
-    return True
-
-
 def _as_tensor(X):
     with warnings.catch_warnings():
         # Read-only arrays (memmaps) are fine: the data is only ever read.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(X)
+
+
+def _seeds(random_state, epochs_done):
+    """``(base, stream)`` seeds: ``base`` initializes the weights and splits the
+    data; ``stream`` drives shuffling, augmentation and dropout, and moves on
+    with the epochs already trained so a continued fit does not replay them."""
+    base = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    return base, base + epochs_done
 
 
 class LeNet5Classifier(ClassifierMixin, BaseEstimator):
@@ -145,12 +112,15 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         Samples per mini-batch.
     lr : float, default=1e-3
         Learning rate (the initial one when ``lr_schedule="cosine"``).
-    optimizer : {"adam", "sgd"} or torch optimizer class, default="adam"
-        ``"sgd"`` uses momentum 0.9. A class such as ``torch.optim.AdamW`` is
-        instantiated with ``lr`` and ``weight_decay``.
+    optimizer : {"adam", "adamw", "sgd"} or torch optimizer class, default="adam"
+        ``"sgd"`` uses momentum 0.9. A ``torch.optim.Optimizer`` subclass is
+        instantiated with ``lr`` and ``weight_decay`` (optimizers whose ``step``
+        needs a closure, such as LBFGS, are not supported).
     lr_schedule : {"cosine", "constant"}, default="cosine"
         ``"cosine"`` decays the learning rate from ``lr`` towards 0 over the
-        ``max_epochs`` of each ``fit``; ``partial_fit`` always trains at ``lr``.
+        ``max_epochs`` of each ``fit``, a warm-start ``fit`` included: every fit
+        starts its schedule afresh at ``lr``. ``partial_fit`` always trains at
+        ``lr``.
     weight_decay : float, default=0.0
         L2 penalty passed to the optimizer.
     validation_fraction : float or None, default=0.2
@@ -169,6 +139,11 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
     pooling : {"max", "avg"}, default="max"
         Subsampling layers S2 and S4 (the study averages: ``pooling="avg"``
         gives the study's configuration).
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss: ``{label: weight}``, or
+        ``"balanced"`` for ``n_samples / (n_classes * np.bincount(y))`` over the
+        training rows (sklearn's ``compute_class_weight``). Multiplied with
+        ``sample_weight``. ``partial_fit`` accepts a dict only.
     dropout : float, default=0.0
         Dropout probability before the two fully connected layers.
     random_shift : int, default=0
@@ -178,7 +153,10 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         for clothes, wrong for digits).
     image_shape : tuple of int or None, default=None
         ``(height, width)`` or ``(channels, height, width)`` of each sample when
-        ``X`` holds flat rows that are not square grayscale images.
+        ``X`` holds flat rows that are not square grayscale images. Image
+        arrays are read channels-first, ``(n_samples, channels, height,
+        width)``; channels-last arrays ``(n_samples, height, width, channels)``
+        are refused with a message saying how to transpose them.
     precision : {"float32", "bfloat16", "auto"}, default="float32"
         Arithmetic of the convolutions, in training and prediction.
         ``"bfloat16"`` runs them under ``torch.autocast`` in bfloat16 (pooling,
@@ -199,16 +177,24 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialization, the validation split, shuffling, dropout
         and augmentation. An int gives identical predictions on every run on
-        the same machine.
+        the same machine. A fit draws from its own generators only, never from
+        torch's global one, so fits in parallel threads are reproducible too.
     verbose : int, default=0
         0 is silent; 1 prints one line per epoch (loss, accuracy, time);
         2 also shows a progress bar over the batches of each epoch.
     warm_start : bool, default=False
         Continue training the fitted network on the next ``fit`` call instead
-        of starting afresh (when classes and image shape are unchanged).
+        of starting afresh (when classes and image shape are unchanged). The
+        weights, optimizer state and history carry over; every training
+        setting changed with ``set_params`` (``lr``, ``optimizer``,
+        ``batch_size``, ``dropout``, ``callbacks``...) takes effect. Changing
+        ``activation`` or ``pooling`` raises a ``ValueError``: those need a
+        fresh fit.
     callbacks : list of skorch callbacks or None, default=None
-        Extra skorch callbacks, or ``(name, callback)`` pairs. They are copied
-        at each ``fit``; the fitted ones are in ``net_.callbacks_``.
+        Extra skorch callbacks, or ``(name, callback)`` pairs, set up by skorch
+        as on any skorch net (so ``Checkpoint`` / ``LoadInitState`` resume
+        training). Scoring callbacks see class indices from ``net.predict`` and
+        probabilities from ``net.predict_proba``.
 
     Attributes
     ----------
@@ -222,13 +208,23 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         ``(channels, height, width)`` the samples were read as.
     history_ : list of dict
         One record per epoch: ``epoch``, ``train_loss``, ``train_accuracy``,
-        ``valid_loss``, ``valid_accuracy`` (None without validation) and
-        ``duration`` in seconds.
+        ``valid_loss``, ``valid_accuracy`` (None without validation),
+        ``lr`` (the epoch's learning rate) and ``duration`` in seconds.
     n_iter_ : int
         Number of epochs trained so far.
-    net_ : skorch.NeuralNet
-        The fitted skorch net; ``net_.module_`` is the PyTorch module
-        (input standardization followed by :class:`~sklenet.LeNet5`).
+    net_ : sklenet._training.LeNet5Net
+        The fitted skorch net (a ``NeuralNetClassifier`` working on class
+        indices); ``net_.module_`` is the PyTorch module (input standardization
+        followed by :class:`~sklenet.LeNet5`). Pickles (pickle, joblib, skops)
+        hold it as plain arrays, not torch objects.
+
+    Notes
+    -----
+    Every ``fit`` and ``partial_fit`` either completes or changes nothing: on
+    any exception, Ctrl-C (``KeyboardInterrupt``, which is re-raised) included,
+    the estimator keeps its weights, optimizer state, history and fitted
+    attributes, and a first fit that is interrupted leaves it unfitted. Early
+    stopping still ends a fit normally. See ``docs/reliability.md``.
 
     See Also
     --------
@@ -251,25 +247,27 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
     True
     """
 
+
     _parameter_constraints = {
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
-        "optimizer": [StrOptions(set(_OPTIMIZERS)), type],
-        "lr_schedule": [StrOptions({"cosine", "constant"})],
+        "optimizer": [StrOptions(set(OPTIMIZERS)), type],
+        "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left"), None],
         "early_stopping": ["boolean"],
         "patience": [Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions({"tanh", "relu"})],
-        "pooling": [StrOptions({"max", "avg"})],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "pooling": [StrOptions(set(POOLINGS))],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "random_shift": [Interval(Integral, 0, None, closed="left")],
         "horizontal_flip": ["boolean"],
         "image_shape": [tuple, list, None],
         "precision": [StrOptions(set(PRECISIONS))],
         "channels_last": ["boolean"],
-        "device": [StrOptions({"auto", "cpu", "cuda"})],
+        "device": [StrOptions(set(DEVICES))],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
@@ -290,6 +288,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         patience=5,
         activation="tanh",
         pooling="max",
+        class_weight=None,
         dropout=0.0,
         random_shift=0,
         horizontal_flip=False,
@@ -313,6 +312,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         self.patience = patience
         self.activation = activation
         self.pooling = pooling
+        self.class_weight = class_weight
         self.dropout = dropout
         self.random_shift = random_shift
         self.horizontal_flip = horizontal_flip
@@ -327,7 +327,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X, y, validation_data=None):
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None, validation_data=None):
         """Train LeNet-5 on images ``X`` with labels ``y``.
 
         Parameters
@@ -337,20 +338,25 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
             Training images.
         y : array-like of shape (n_samples,) or (n_samples, n_classes)
             Labels, or one-hot rows.
-        validation_data : tuple (X_val, y_val) or None, default=None
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample in the loss (a weighted mean, so a weight of
+            2 counts as two copies of the sample). Held-out validation rows
+            keep their weights: the validation loss and accuracy are weighted.
+        validation_data : tuple (X_val, y_val) or (X_val, y_val, w_val), default=None
             A validation set to use instead of splitting ``validation_fraction``
-            off ``X``.
+            off ``X``. Inside a ``Pipeline`` it reaches this step untransformed
+            by the steps before it: pass it only where those steps don't change
+            the images.
 
         Returns
         -------
         self : LeNet5Classifier
             The fitted estimator.
         """
-        self._validate_params()
-        self._check_optimizer()
+        self._check_settings()
         with _unchanged_on_error(self):
             X, y, sample_shape = self._check_X_y(X, y, reset=True)
-            image_shape = resolve_image_shape(X.shape[1], sample_shape, self.image_shape)
+            image_shape = self._image_shape(X, sample_shape)
             y, classes, one_hot = encode_targets(y)
             if len(classes) < 2:
                 raise ValueError(
@@ -363,23 +369,38 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                 and image_shape == self.image_shape_
                 and np.array_equal(classes, self.classes_)
             )
+            base_seed, _ = _seeds(self.random_state, 0)
+            valid = None
             if validation_data is not None:
                 train_idx = np.arange(len(X))
-                valid = self._check_validation_data(validation_data, classes)
             elif self.validation_fraction:
-                seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-                train_idx, valid_idx = split_validation(y, self.validation_fraction, seed)
-                valid = None if valid_idx is None else (X, y, valid_idx)
+                train_idx, valid_idx = split_validation(y, self.validation_fraction, base_seed)
+                if valid_idx is not None:
+                    valid = (X, y, valid_idx, sample_weight)
             else:
-                train_idx, valid = np.arange(len(X)), None
+                train_idx = np.arange(len(X))
+            class_weights = self._class_weights(classes, y[train_idx])
+            weight = self._weights(sample_weight, X, y, class_weights)
+            if validation_data is not None:
+                X_val, y_val, w_val = self._check_validation_data(
+                    validation_data, classes, one_hot
+                )
+                valid = (X_val, y_val, np.arange(len(X_val)),
+                         self._weights(w_val, X_val, y_val, class_weights))
+            elif valid is not None:
+                valid = valid[:3] + (weight,)
             self.image_shape_ = image_shape
             self.classes_ = classes
             self._one_hot = one_hot
-            self._train(X, y, train_idx, valid, epochs=self.max_epochs, new_net=not continuing)
+            self._train(X, y, weight, train_idx, valid, epochs=self.max_epochs,
+                        schedule=True, continuing=continuing)
         return self
 
-    def partial_fit(self, X, y, classes=None):
-        """Train for one epoch on ``(X, y)``, continuing from the current weights.
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train for one epoch on ``(X, y)`` at the learning rate ``lr``.
+
+        Continues from the current weights and optimizer state; no validation
+        split is made and no learning-rate schedule applies.
 
         Parameters
         ----------
@@ -391,17 +412,28 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         classes : array-like of shape (n_classes,), default=None
             All the classes that may ever appear. Required on the first call
             (unless ``y`` is one-hot); on later calls it must be omitted or equal.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample in the loss.
 
         Returns
         -------
         self : LeNet5Classifier
-            The estimator, trained one epoch more. No validation split is made.
+            The estimator, trained one epoch more.
         """
+        # Validated on every call, not only the first (as _fit_context would):
+        # settings changed with set_params take effect in the next epoch.
+        self._validate_params()
+        self._check_settings()
+        if self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit: the class "
+                "frequencies of one batch are not those of the data. Pass a dict of "
+                "class weights, or use fit."
+            )
         first_call = not hasattr(self, "net_")
-        if first_call:
-            self._validate_params()
-            self._check_optimizer()
-        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+        if not first_call and classes is not None and not np.array_equal(
+            np.unique(classes), self.classes_
+        ):
             raise ValueError(
                 f"classes={np.unique(classes).tolist()} differs from the classes of the "
                 f"first partial_fit call, {self.classes_.tolist()}. Refit with fit() to "
@@ -419,12 +451,11 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                 y, found, one_hot = encode_targets(y, known)
                 if len(found) < 2:
                     raise ValueError("classes must name at least 2 classes.")
-                self.image_shape_ = resolve_image_shape(
-                    X.shape[1], sample_shape, self.image_shape
-                )
+                self.image_shape_ = self._image_shape(X, sample_shape)
                 self.classes_ = found
                 self._one_hot = one_hot
             else:
+                self._check_sample_shape(sample_shape, X.shape[1])
                 y, _, one_hot = encode_targets(y, self.classes_)
                 if one_hot != self._one_hot:
                     kinds = {True: "one-hot rows", False: "1-d labels"}
@@ -432,16 +463,62 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                         f"The model was fitted on {kinds[self._one_hot]} but y holds "
                         f"{kinds[one_hot]}; pass labels in the same form."
                     )
-            self._train(X, y, np.arange(len(X)), None, epochs=1, new_net=first_call)
+            train_idx = np.arange(len(X))
+            class_weights = self._class_weights(self.classes_, y)
+            weight = self._weights(sample_weight, X, y, class_weights)
+            self._train(X, y, weight, train_idx, None, epochs=1, schedule=False,
+                        continuing=not first_call)
         return self
 
-    def _check_optimizer(self):
-        if isinstance(self.optimizer, type) and not issubclass(
-            self.optimizer, torch.optim.Optimizer
+    # ------------------------------------------------------- validation
+
+    def _check_settings(self):
+        """Checks of parameters that ``_parameter_constraints`` cannot express."""
+        if isinstance(self.optimizer, type):
+            step = getattr(self.optimizer, "step", None)
+            closure = inspect.signature(step).parameters.get("closure") if step else None
+            if not issubclass(self.optimizer, torch.optim.Optimizer) or (
+                closure is not None and closure.default is inspect.Parameter.empty
+            ):
+                raise InvalidParameterError(
+                    f"The 'optimizer' parameter of {type(self).__name__} must be one of "
+                    f"{OPTIMIZERS} or a torch.optim.Optimizer subclass whose step() needs "
+                    f"no closure; got {self.optimizer!r}."
+                )
+        shape = self.image_shape
+        if shape is not None and not (
+            len(shape) in (2, 3)
+            and all(isinstance(d, Integral) and not isinstance(d, bool) and d > 0
+                    for d in shape)
         ):
+            raise InvalidParameterError(
+                f"The 'image_shape' parameter of {type(self).__name__} must be None or "
+                f"(height, width) or (channels, height, width) of positive ints; got "
+                f"{shape!r}."
+            )
+        if self.callbacks:
+            _training.check_callbacks(self.callbacks)
+
+    def _image_shape(self, X, sample_shape):
+        shape = resolve_image_shape(X.shape[1], sample_shape, self.image_shape)
+        if self.random_shift >= min(shape[1:]):
             raise ValueError(
-                f"The 'optimizer' parameter must be 'adam', 'sgd' or a subclass of "
-                f"torch.optim.Optimizer; got {self.optimizer!r}."
+                f"random_shift={self.random_shift} moves {shape[1]}x{shape[2]} images by "
+                f"up to {self.random_shift} pixels, which can push them out of the "
+                f"frame entirely; use random_shift < {min(shape[1:])}."
+            )
+        return shape
+
+    def _check_sample_shape(self, sample_shape, n_features):
+        """Image-shaped ``X`` must hold images of the fitted height and width."""
+        if sample_shape is None:
+            return
+        shape = resolve_image_shape(n_features, sample_shape, None)
+        if shape != tuple(self.image_shape_):
+            raise ValueError(
+                f"X holds images of shape {tuple(sample_shape)}, but the model was "
+                f"fitted on images of shape (channels, height, width) = "
+                f"{tuple(self.image_shape_)}. Pass images of the fitted size."
             )
 
     def _check_X(self, X, reset):
@@ -451,167 +528,145 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
 
     def _check_X_y(self, X, y, reset):
         X, sample_shape = flatten_images(X)
+        y = check_targets(y)
         X, y = validate_data(
             self, X, y, reset=reset, dtype=(np.float32, np.uint8), order="C",
             multi_output=True,
         )
         return X, y, sample_shape
 
-    def _check_validation_data(self, validation_data, classes):
-        try:
-            X_val, y_val = validation_data
-        except (TypeError, ValueError):
-            raise ValueError("validation_data must be a pair (X_val, y_val).") from None
-        # Checked against the n_features_in_ this fit has just set.
-        X_val, y_val, _ = self._check_X_y(X_val, y_val, reset=False)
-        y_val, _, _ = encode_targets(y_val, classes)
-        return X_val, y_val, np.arange(len(X_val))
-
-    def _resolve_device(self):
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        if self.device == "cuda" and not torch.cuda.is_available():
+    def _check_validation_data(self, validation_data, classes, one_hot):
+        """``(X_val, y_val, w_val)`` checked like ``X, y``; errors name ``validation_data``."""
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError(
-                "device='cuda' was requested, but PyTorch sees no CUDA device "
-                "(torch.cuda.is_available() is False). Use device='cpu' or 'auto'."
+                "validation_data must be a pair (X_val, y_val) or a triple "
+                "(X_val, y_val, sample_weight_val); got "
+                f"{type(validation_data).__name__}."
             )
-        return self.device
+        X_val, y_val = validation_data[:2]
+        w_val = validation_data[2] if len(validation_data) == 3 else None
+        try:
+            X_val, sample_shape = flatten_images(X_val)
+            X_val = check_array(X_val, dtype=(np.float32, np.uint8), order="C",
+                                input_name="X_val")
+            if X_val.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X_val has {X_val.shape[1]} features per sample, but X has "
+                    f"{self.n_features_in_}."
+                )
+            self._check_sample_shape(sample_shape, X_val.shape[1])
+            y_val = check_array(check_targets(y_val, name="y_val"), ensure_2d=False,
+                                dtype=None, input_name="y_val")
+            check_consistent_length(X_val, y_val)
+            y_val, _, val_one_hot = encode_targets(y_val, classes, name="y_val")
+            if val_one_hot != one_hot:
+                raise ValueError("y_val must hold labels in the same form as y.")
+            if w_val is not None:
+                w_val = _check_sample_weight(w_val, X_val, dtype=np.float64,
+                                             ensure_non_negative=True)
+        except ValueError as error:
+            raise ValueError(f"Invalid validation_data: {error}") from error
+        return X_val, y_val, w_val
 
-    def _new_net(self, mean, std, n_classes, device, seed, has_validation):
-        """The skorch net, untrained; ``mean``/``std`` are per-channel input statistics."""
-        channels = self.image_shape_[0]
-        module = nn.Sequential(OrderedDict(
-            adapter=InputAdapter(mean, std),
-            lenet5=LeNet5(channels, n_classes, self.activation, self.pooling, self.dropout),
-        ))
-        optimizer_kwargs = {"optimizer__weight_decay": self.weight_decay}
-        if self.optimizer == "sgd":
-            optimizer_kwargs["optimizer__momentum"] = 0.9
-        if self.optimizer == "adam" and _fused_adam_works(device):
-            # One kernel per step instead of a dozen per parameter.
-            optimizer_kwargs["optimizer__fused"] = True
-        callbacks = []
-        if self.lr_schedule == "cosine":
-            callbacks.append(("lr_schedule", LRScheduler(
-                policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs,
-            )))
-        if self.early_stopping:
-            callbacks.append(("early_stopping", EarlyStopping(
-                monitor="valid_loss" if has_validation else "train_loss",
-                patience=self.patience, load_best=True,
-                sink=print if self.verbose else noop,
-            )))
-        for callback in copy.deepcopy(self.callbacks or []):
-            callbacks.append(callback)
-        if self.verbose >= 2:
-            callbacks.append(("progress_bar", ProgressBar()))
-        if self.verbose:
-            callbacks.append(("print_log", PrintLog()))
-        augmentation = None
-        if self.random_shift or self.horizontal_flip:
-            augmentation = RandomShiftFlip(self.random_shift, self.horizontal_flip)
-        return _SplitNet(
-            module=module,
-            criterion=nn.CrossEntropyLoss,
-            optimizer=_OPTIMIZERS.get(self.optimizer, self.optimizer),
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            iterator_train=BatchIterator,
-            iterator_train__shuffle=True,
-            iterator_train__seed=seed,
-            iterator_train__transform=augmentation,
-            iterator_valid=BatchIterator,
-            iterator_valid__batch_size=INFERENCE_CHUNK,
-            train_split=None,
-            callbacks=callbacks,
-            device=device,
-            verbose=self.verbose,
-            **optimizer_kwargs,
+    def _class_weights(self, classes, y_train):
+        """Weight of each class (indexed like ``classes_``), or None."""
+        if self.class_weight is None:
+            return None
+        return compute_class_weight(self.class_weight, classes=classes, y=classes[y_train])
+
+    @staticmethod
+    def _weights(sample_weight, X, y, class_weights):
+        """Per-sample loss weights: ``sample_weight`` times the class weights, or None."""
+        if sample_weight is None and class_weights is None:
+            return None
+        weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
+        return weight if class_weights is None else weight * class_weights[y]
 
-    def _set_execution(self, net, device):
-        """Apply ``precision`` and ``channels_last`` to ``net`` (also used by sklenet.load)."""
-        net.amp_dtype = resolve_precision(self.precision, device)
-        net.channels_last = self.channels_last
-        set_memory_format(net.module_, self.channels_last)
+    # ------------------------------------------------------------ training
 
-    def _train(self, X, y, train_idx, valid, epochs, new_net):
-        """Train ``epochs`` epochs on rows ``train_idx`` of ``(X, y)``.
+    def _train(self, X, y, weight, train_idx, valid, *, epochs, schedule, continuing):
+        """Train ``epochs`` epochs on rows ``train_idx`` of ``(X, y)`` and commit the
+        result to the fitted attributes; nothing is changed if training raises.
 
-        ``valid`` is None or ``(X_val, y_val, rows)``.
+        ``valid`` is None or ``(X_val, y_val, rows, w_val)``.
         """
-        device = self._resolve_device() if new_net else self.net_.device
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        shape = (-1,) + tuple(self.image_shape_)
-        train_set = TensorSubset(
-            _as_tensor(X).view(shape), torch.from_numpy(y), torch.from_numpy(train_idx)
+        previous = None
+        if continuing:
+            previous = _training.snapshot(self.net_, self._architecture)
+            for name in _training.STRUCTURAL_PARAMS:
+                fitted = previous["architecture"][name]
+                if getattr(self, name) != fitted:
+                    raise ValueError(
+                        f"{name}={getattr(self, name)!r} differs from the fitted network's "
+                        f"{name}={fitted!r}, which continued training cannot change. "
+                        f"Refit with warm_start=False (or fit a new estimator)."
+                    )
+        base_seed, stream_seed = _seeds(
+            self.random_state, len(previous["history"]) if previous else 0
         )
+        shape = (-1,) + tuple(self.image_shape_)
+        as_weights = (lambda w: None if w is None
+                      else torch.from_numpy(np.asarray(w, dtype=np.float32)))
+        train_set = TensorSubset(_as_tensor(X).view(shape), torch.from_numpy(y),
+                                 torch.from_numpy(train_idx), as_weights(weight))
         valid_set = None
         if valid is not None:
-            X_val, y_val, rows = valid
-            valid_set = TensorSubset(
-                _as_tensor(X_val).view(shape), torch.from_numpy(y_val), torch.from_numpy(rows)
+            X_val, y_val, rows, w_val = valid
+            valid_set = TensorSubset(_as_tensor(X_val).view(shape), torch.from_numpy(y_val),
+                                     torch.from_numpy(rows), as_weights(w_val))
+        architecture = {
+            "in_channels": self.image_shape_[0],
+            "n_classes": len(self.classes_),
+            "activation": self.activation,
+            "pooling": self.pooling,
+            "dropout": float(self.dropout),
+        }
+        if previous is None:
+            stats = channel_mean_std(X, self.image_shape_[0], rows=train_idx)
+            module = _training.build_module(architecture, *stats, seed=base_seed)
+        else:
+            module = _training.build_module(architecture)
+        device = resolve_device(self.device)
+        net = _training.build_net(
+            self.get_params(deep=False), module, device, epochs=epochs,
+            schedule=schedule, valid_set=valid_set, seed=stream_seed,
+        )
+        if previous is not None:
+            _training.load_snapshot(net, previous)
+        if self.verbose:
+            n_valid = 0 if valid_set is None else len(valid_set)
+            print(
+                f"Training LeNet-5 on {len(train_set)} images "
+                f"{tuple(self.image_shape_)}, validating on {n_valid}, device {device}"
             )
-        fork_devices = [torch.cuda.current_device()] if device.startswith("cuda") else []
-        with torch.random.fork_rng(devices=fork_devices):
-            if new_net:
-                torch.manual_seed(seed)
-                mean, std = channel_mean_std(X, self.image_shape_[0], rows=train_idx)
-                net = self._new_net(
-                    mean, std, len(self.classes_), device, seed, valid_set is not None
-                )
-                net.initialize()
-            else:
-                net = self.net_
-                # Continue the shuffling/dropout streams rather than replaying them.
-                torch.manual_seed(seed + len(net.history))
-                net.iterator_train__seed = seed + len(net.history)
-                if self.early_stopping:
-                    dict(net.callbacks_)["early_stopping"].monitor = (
-                        "valid_loss" if valid_set is not None else "train_loss"
-                    )
-            self._set_execution(net, device)
-            if self.verbose:
-                n_valid = 0 if valid_set is None else len(valid_set)
-                print(
-                    f"Training LeNet-5 on {len(train_set)} images "
-                    f"{self.image_shape_}, validating on {n_valid}, device {device}"
-                )
-            net.partial_fit((train_set, valid_set), epochs=epochs)
+        _training.train_epochs(net, train_set, epochs, stream_seed)
         self.net_ = net
+        self._architecture = architecture
+        self._record_history()
+
+    def _record_history(self):
         self.history_ = [
             {"epoch": row["epoch"]} | {
                 name: None if row.get(key) is None else float(row[key])
                 for key, name in _HISTORY_KEYS.items()
             }
-            for row in net.history
+            for row in self.net_.history
         ]
         self.n_iter_ = len(self.history_)
 
     # -------------------------------------------------------------- predict
 
-    def _logits(self, X):
+    def _images(self, X):
         check_is_fitted(self)
-        X, _ = self._check_X(X, reset=False)
-        images = _as_tensor(X).view((-1,) + tuple(self.image_shape_))
-        module = self.net_.module_.eval()
-        device = self.net_.device
-        logits = np.empty((len(images), len(self.classes_)), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(images), INFERENCE_CHUNK):
-                chunk = images[start:start + INFERENCE_CHUNK]
-                n = len(chunk)
-                if n % INFERENCE_PAD_MULTIPLE:
-                    size = -(-n // INFERENCE_PAD_MULTIPLE) * INFERENCE_PAD_MULTIPLE
-                    padded = chunk.new_zeros((size,) + chunk.shape[1:])
-                    padded[:n] = chunk
-                    chunk = padded
-                out = run_module(
-                    module, chunk, device, self.net_.amp_dtype, self.net_.channels_last
-                )[:n]
-                logits[start:start + n] = out.cpu().numpy()
-        return logits.astype(np.float64)
+        X, sample_shape = self._check_X(X, reset=False)
+        self._check_sample_shape(sample_shape, X.shape[1])
+        return _as_tensor(X).view((-1,) + tuple(self.image_shape_))
+
+    def _logits(self, X):
+        images = self._images(X)
+        return _training.predict_logits(self.net_, images)
 
     def predict_proba(self, X):
         """Class probabilities (the softmax output layer).
@@ -661,6 +716,47 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         """
         indices = self._logits(X).argmax(axis=1)
         return decode_predictions(indices, self.classes_, self._one_hot, np.int64)
+
+    def extract_features(self, X):
+        """The 84 activations of LeNet-5's F6 layer for each image.
+
+        The learned representation the output layer classifies; use it as a
+        pipeline step with :class:`sklenet.LeNet5Features`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), (n_samples, height, width) \
+                or (n_samples, channels, height, width)
+            Images.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, 84)
+            F6 activations (after the activation function).
+        """
+        images = self._images(X)
+        return _training.extract_features(self.net_, images)
+
+    # ------------------------------------------------------------ pickling
+
+    def __getstate__(self):
+        # The net travels as plain arrays and configuration, so pickle, joblib
+        # and skops files hold no torch objects.
+        state = dict(super().__getstate__())  # object.__getstate__ gives __dict__ itself
+        net = state.pop("net_", None)
+        if net is not None:
+            state["net_"] = _training.snapshot(net, state.pop("_architecture"))
+        return state
+
+    def __setstate__(self, state):
+        snapshot = state.get("net_")
+        if isinstance(snapshot, dict):
+            state = dict(state)
+            self.__dict__.update(state)
+            self._architecture = snapshot["architecture"]
+            self.net_ = _training.net_from_snapshot(self.get_params(deep=False), snapshot)
+            return
+        super().__setstate__(state)
 
     # ---------------------------------------------------------- deployment
 

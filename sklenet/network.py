@@ -9,15 +9,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._options import ACTIVATIONS, POOLINGS
 from ._pooling import MaxPool2x2
 
-__all__ = ["LeNet5", "InputAdapter", "WholeInputConv2d", "LENET5_INPUT_SIZE"]
+__all__ = ["LeNet5", "InputAdapter", "SeededDropout", "WholeInputConv2d", "LENET5_INPUT_SIZE"]
 
 #: Height and width of the images the LeNet-5 layers are built for.
 LENET5_INPUT_SIZE = 28
 
-_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
-_POOLINGS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
+_ACTIVATION_LAYERS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+_POOLING_LAYERS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 
 
 def _widen(x):
@@ -56,6 +57,35 @@ class WholeInputConv2d(nn.Conv2d):
         return out[:, :, None, None]
 
 
+class SeededDropout(nn.Dropout):
+    """Dropout whose masks come from ``generator`` when one is set.
+
+    ``torch.nn.functional.dropout`` can only draw from the process-global
+    generator, which other threads share; the classifier sets ``generator``
+    for the duration of a fit so that its masks are its own. Without a
+    generator it is exactly :class:`torch.nn.Dropout`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklenet.network import SeededDropout
+    >>> layer = SeededDropout(0.5).train()
+    >>> layer.generator = torch.Generator().manual_seed(0)
+    >>> a = layer(torch.ones(1000))
+    >>> layer.generator = torch.Generator().manual_seed(0)
+    >>> torch.equal(a, layer(torch.ones(1000))), sorted(a.unique().tolist())
+    (True, [0.0, 2.0])
+    """
+
+    generator = None
+
+    def forward(self, x):
+        if not self.training or self.p == 0 or self.generator is None:
+            return super().forward(x)
+        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p
+        return x * keep / (1 - self.p)
+
+
 class LeNet5(nn.Module):
     """LeNet-5 for 28x28 images.
 
@@ -92,14 +122,12 @@ class LeNet5(nn.Module):
     def __init__(self, in_channels=1, n_classes=10, activation="tanh", pooling="avg",
                  dropout=0.0):
         super().__init__()
-        if activation not in _ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}."
-            )
-        if pooling not in _POOLINGS:
-            raise ValueError(f"pooling must be one of {sorted(_POOLINGS)}, got {pooling!r}.")
-        act = _ACTIVATIONS[activation]
-        pool = _POOLINGS[pooling]
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}.")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
+        act = _ACTIVATION_LAYERS[activation]
+        pool = _POOLING_LAYERS[pooling]
         self.c1 = nn.Conv2d(in_channels, 6, kernel_size=5, padding=2)
         self.act1 = act()
         # C1 has 6 channels, too few for PyTorch's channels-last max-pooling kernel
@@ -111,10 +139,10 @@ class LeNet5(nn.Module):
         self.c5 = WholeInputConv2d(16, 120, kernel_size=5)
         self.act5 = act()
         self.flatten = nn.Flatten()
-        self.drop5 = nn.Dropout(dropout)
+        self.drop5 = SeededDropout(dropout)
         self.f6 = nn.Linear(120, 84)
         self.act6 = act()
-        self.drop6 = nn.Dropout(dropout)
+        self.drop6 = SeededDropout(dropout)
         self.output = nn.Linear(84, n_classes)
 
     def forward(self, x):

@@ -74,7 +74,8 @@ def test_fitted_attributes(fitted, split):
 
 
 def test_history_records_every_epoch(fitted):
-    keys = {"epoch", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "duration"}
+    keys = {"epoch", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "lr",
+            "duration"}
     for epoch, record in enumerate(fitted.history_, start=1):
         assert set(record) == keys
         assert record["epoch"] == epoch
@@ -189,7 +190,7 @@ def test_cosine_schedule_decays_learning_rate(split):
     clf = LeNet5Classifier(max_epochs=4, random_state=0).fit(X_train, y_train)
     # Epochs ran at lr * (1 + cos(pi * epoch / 4)) / 2: 1e-3, 8.5e-4, 5e-4, 1.5e-4.
     expected = [1e-3 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)]
-    np.testing.assert_allclose(clf.net_.history[:, "event_lr"], expected)
+    np.testing.assert_allclose([row["lr"] for row in clf.history_], expected)
     constant = LeNet5Classifier(max_epochs=2, lr_schedule="constant", random_state=0)
     constant.fit(X_train, y_train)
     assert constant.net_.optimizer_.param_groups[0]["lr"] == 1e-3
@@ -259,7 +260,7 @@ def test_partial_fit_trains_one_epoch_at_a_time(split):
         clf.partial_fit(X_train, y_train, classes=[0, 1])
 
 
-def test_user_callbacks_run_and_are_not_mutated(split):
+def test_user_callbacks_are_set_up_as_skorch_does_and_clones_stay_independent(split):
     X_train, _, y_train, _ = split
 
     class CountEpochs(Callback):
@@ -272,9 +273,11 @@ def test_user_callbacks_run_and_are_not_mutated(split):
 
     callback = CountEpochs()
     clf = LeNet5Classifier(max_epochs=3, callbacks=[("count", callback)], random_state=0)
+    copy = clone(clf)
     clf.fit(X_train, y_train)
-    assert dict(clf.net_.callbacks_)["count"].epochs_ == 3
-    assert not hasattr(callback, "epochs_")
+    assert dict(clf.net_.callbacks_)["count"] is callback
+    assert callback.epochs_ == 3
+    assert not hasattr(copy.callbacks[0][1], "epochs_")
 
 
 def test_verbose_prints_an_epoch_table(split, capsys):

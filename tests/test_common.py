@@ -6,8 +6,14 @@ from sklenet import LeNet5Classifier
 
 
 def expected_failed_checks(estimator):
-    # Every check applies and passes; keep this empty.
-    return {}
+    # The one check no minibatch-SGD estimator can meet; sklearn lists it for
+    # MLPClassifier and SGDClassifier too. Every other check passes.
+    return {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "Mini-batch SGD: a weight of 2 and a duplicated sample give the same loss on a "
+            "given batch (tested in test_weights.py), but the batches and steps differ."
+        ),
+    }
 
 
 @parametrize_with_checks(
