@@ -13,15 +13,26 @@ loading a model from an untrusted source that way is running their program.
   ``n_features_in_``, ``feature_names_in_``, the one-hot flag, the training
   history and a SHA-256 digest of all of the above and of the tensor bytes.
 
-:func:`load` parses that header with a strict size limit, checks every field,
-verifies the digest and the tensor shapes, and rebuilds the estimator with the
-estimator's own code: nothing in the file is ever executed, imported or
-unpickled. Any problem raises :class:`ModelFileError` (a ``ValueError``).
+:func:`save` is atomic: it writes a temporary file next to ``path``, flushes it
+to the disk and renames it over ``path``, so ``path`` is either the previous
+file or the complete new one, whatever fails (a full disk, Ctrl-C). The file
+gets the permissions the umask gives any new file.
 
-The digest detects corruption and edits of the weights or the metadata, not a
-forger who recomputes it: it proves integrity, not origin (sign or checksum the
-file out of band for that). Even a forged file cannot run code: the loader
-validates every field of such a file and only ever builds a LeNet-5 from it.
+:func:`load` treats the file as untrusted data. It opens regular files only (a
+named pipe or a device would block or never end), caps the header at
+:data:`MAX_HEADER_BYTES` and the nesting of its JSON at :data:`MAX_JSON_DEPTH`
+before parsing it, checks every field, verifies the digest, checks the number
+of classes and of channels against the tensors' shapes (so the network it
+builds is never larger than the weights the file really holds), and rebuilds
+the estimator with the estimator's own code: nothing in the file is ever
+executed, imported or unpickled. Any problem with the file raises
+:class:`ModelFileError` (a ``ValueError``).
+
+The digest proves integrity, not origin: it detects a damaged or edited file,
+but anyone who edits a file can recompute it. Sign or checksum files out of
+band to know who made them. A forged file is still only data: the loader
+validates every field of it, refuses it before allocating more memory than the
+file's own size, and at worst yields a LeNet-5 with other weights.
 
 Not stored: the optimizer's state and skorch's own history (``partial_fit`` or
 ``warm_start`` after loading continue from the weights with a fresh optimizer,
@@ -33,19 +44,26 @@ default).
 safetensors is an optional dependency: ``pip install sklenet[deploy]``.
 """
 
+import contextlib
+import errno
 import hashlib
 import inspect
 import json
 import math
 import os
+import re
+import secrets
+import stat
 import struct
 import warnings
 
 import numpy as np
 
+from ._labels import label_array, label_values
 from ._optional import import_optional
 
-__all__ = ["save", "load", "ModelFileError", "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = ["save", "load", "ModelFileError", "FORMAT_NAME", "FORMAT_VERSION",
+           "MAX_HEADER_BYTES", "MAX_JSON_DEPTH"]
 
 #: Value of the ``format`` metadata field.
 FORMAT_NAME = "sklenet.LeNet5Classifier"
@@ -53,15 +71,31 @@ FORMAT_NAME = "sklenet.LeNet5Classifier"
 #: version and older ones.
 FORMAT_VERSION = 1
 
-#: Largest safetensors header accepted (the header of a LeNet-5 file is a few kB
-#: plus the history).
-_MAX_HEADER_BYTES = 64 * 1024 * 1024
+#: Largest safetensors header (JSON: the tensor table and the metadata with the
+#: whole configuration) that :func:`load` reads and :func:`save` writes. A
+#: LeNet-5 header is a few kB plus about 150 bytes per epoch of history and the
+#: feature names; 16 MiB leaves room for 100,000 epochs or 3-channel 256x256
+#: DataFrame columns, and bounds what parsing a forged header costs (about 10x
+#: its size in Python objects).
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+#: Deepest nesting of arrays and objects accepted in the header's JSON and in
+#: the configuration's JSON (sklenet writes at most 4). Checked before parsing,
+#: so a forged file cannot make the parser or the checks recurse deeply.
+MAX_JSON_DEPTH = 16
+#: Highest tensor rank accepted in the tensor table (LeNet-5's is 4).
+_MAX_RANK = 8
+
 _PICKLE_PROTO = 0x80  # opcode PROTO, then the protocol: how pickles >= 2 start
 _PICKLE_PROTOCOLS = range(2, 6)
 _ZIP_MAGIC = b"PK\x03\x04"
 _DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16,
            "I64": np.int64, "I32": np.int32, "U8": np.uint8, "BOOL": np.bool_}
 _NUMPY_DTYPES = {"float32", "float64", "float16", "int64", "int32", "uint8", "bool"}
+#: The tensors whose shapes tell the size of the network a file asks for: every
+#: other LeNet-5 layer has a fixed size. ``(tensor, axis)`` for the number of
+#: classes and the number of input channels.
+_CLASSES_AXIS = ("lenet5.output.weight", 0)
+_CHANNELS_AXIS = ("adapter.mean", 1)
 
 
 class ModelFileError(ValueError):
@@ -69,7 +103,61 @@ class ModelFileError(ValueError):
 
 
 def _import_safetensors():
-    return import_optional("safetensors.torch", "sklenet model files")
+    return import_optional("safetensors.numpy", "sklenet model files")
+
+
+# ------------------------------------------------------------------ JSON text
+
+
+# A JSON string: from a quote to the next unescaped quote, or to the end of the
+# text for an unterminated one, so the pattern always matches and one pass over
+# the text consumes every string (linear time, whatever the text).
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _json_depth(text):
+    """How deeply arrays and objects nest in the JSON ``text``, without parsing it.
+
+    Brackets inside strings do not count. Linear in the length of ``text``, and
+    nothing recurses, however deep the nesting.
+
+    >>> _json_depth('{"a": [1, {"b": "[[["}]}')
+    3
+    """
+    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets.encode("ascii"), np.uint8)
+    opening = (codes == ord("[")) | (codes == ord("{"))
+    steps = opening.astype(np.int32) * 2 - 1
+    return int(np.cumsum(steps, dtype=np.int32).max())
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_json(path, text, what):
+    """``json.loads(text)``, refusing nesting deeper than MAX_JSON_DEPTH first."""
+    depth = _json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ModelFileError(
+            f"{path!r} is not an sklenet model file: {what} nests arrays and objects "
+            f"{depth} deep; sklenet reads at most MAX_JSON_DEPTH={MAX_JSON_DEPTH}."
+        )
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:  # JSONDecodeError, NaN, and integers of > 4300 digits
+        raise ModelFileError(
+            f"{path!r} is not an sklenet model file: {what} is not valid JSON ({exc})."
+        ) from None
+
+
+def _short(value, limit=80):
+    """``repr(value)``, cut to ``limit`` characters: forged values can be huge."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # ------------------------------------------------------------------ JSON values
@@ -101,7 +189,7 @@ def _decode(value):
             return tuple(_decode(v) for v in value["tuple"])
         if set(value) == {"float"} and value["float"] in ("inf", "-inf", "nan"):
             return float(value["float"])
-        raise ModelFileError(f"Unexpected value in the parameters: {value!r}.")
+        raise ModelFileError(f"Unexpected value in the parameters: {_short(value)}.")
     return value
 
 
@@ -148,16 +236,17 @@ def _params_to_json(estimator):
     return out
 
 
-def _params_from_json(data, valid_names):
+def _params_from_json(path, data, valid_names):
+    """The parameters stored by :func:`_params_to_json`, as plain values."""
     import torch
 
     if not isinstance(data, dict):
-        raise ModelFileError("The 'params' field must be a JSON object.")
+        raise ModelFileError(f"{path!r}: the 'params' field must be a JSON object.")
     unknown = sorted(set(data) - set(valid_names))
     if unknown:
         raise ModelFileError(
-            f"The file sets parameters {unknown} that this version of sklenet does not "
-            f"know; it was probably written by a newer sklenet. Upgrade sklenet."
+            f"{path!r} sets parameters {_short(unknown)} that this version of sklenet "
+            f"does not know; it was probably written by a newer sklenet. Upgrade sklenet."
         )
     params = {}
     for name, value in data.items():
@@ -168,8 +257,16 @@ def _params_from_json(data, valid_names):
             if isinstance(dotted, str) and dotted.startswith(prefix):
                 cls = getattr(torch.optim, dotted[len(prefix):], None)
             if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
-                raise ModelFileError(f"Unknown optimizer {dotted!r} in the parameters.")
+                raise ModelFileError(
+                    f"{path!r}: unknown optimizer {_short(dotted)} in the parameters."
+                )
             params[name] = cls
+        elif name == "callbacks" and value is not None:
+            # save() never stores callbacks (they are code): anything else is forged.
+            raise ModelFileError(
+                f"{path!r}: the 'callbacks' parameter must be null in a model file, got "
+                f"{_short(value)}."
+            )
         else:
             params[name] = _decode(value)
     return params
@@ -193,25 +290,13 @@ def _digest(tensors, metadata):
     return h.hexdigest()
 
 
-def _classes_to_json(classes):
-    classes = np.asarray(classes)
-    kind = classes.dtype.kind
-    if kind == "b":
-        return "bool", [bool(c) for c in classes]
-    if kind in "iu":
-        return "int", [int(c) for c in classes]
-    if kind == "f":
-        return "float", [float(c) for c in classes]
-    if kind == "U" or (kind == "O" and all(isinstance(c, str) for c in classes)):
-        return "str", [str(c) for c in classes]
-    raise TypeError(
-        f"Cannot save class labels {classes.tolist()!r} (dtype {classes.dtype}): a safe "
-        f"model file stores integer, float, boolean or string labels only."
-    )
-
-
 def save(estimator, path):
     """Write a fitted :class:`~sklenet.LeNet5Classifier` to a safe model file.
+
+    The write is atomic: ``path`` is either left as it was (when anything
+    fails, a full disk or Ctrl-C included) or holds the complete new file,
+    never a truncated one. The file gets the permissions that the umask gives
+    new files.
 
     Parameters
     ----------
@@ -219,12 +304,23 @@ def save(estimator, path):
         A fitted estimator.
     path : str or os.PathLike
         The file to write (``.sklenet`` or ``.safetensors`` are good suffixes).
-        It is a valid safetensors file.
+        It is a valid safetensors file. Its directory must be writable: the
+        file is written there under a temporary name first.
 
     Returns
     -------
     path : str
         The path written.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written (no space left, no permission, ...):
+        the error of the operating system, naming ``path``.
+    ValueError
+        If the model's description would be larger than
+        :data:`MAX_HEADER_BYTES` (a history of about 100,000 epochs), so that
+        :func:`load` would refuse the file.
 
     Warns
     -----
@@ -239,19 +335,23 @@ def save(estimator, path):
     from . import __version__
 
     check_is_fitted(estimator)
+    path = os.fspath(path)
     state = estimator.net_.module_.state_dict()
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in state.items()}
     for name, t in tensors.items():
         if str(t.dtype).replace("torch.", "") not in _NUMPY_DTYPES:
             raise TypeError(f"Cannot save tensor {name!r} of dtype {t.dtype}.")
     arrays = {name: t.numpy() for name, t in tensors.items()}
-    kind, classes = _classes_to_json(estimator.classes_)
+    try:
+        kind, classes = label_values(estimator.classes_)
+    except TypeError as exc:
+        raise TypeError(f"Cannot save this model to a safe model file: {exc}") from None
     feature_names = getattr(estimator, "feature_names_in_", None)
     config = {
         "params": _params_to_json(estimator),
         "classes": classes,
         "classes_kind": kind,
-        "one_hot": bool(estimator._one_hot),
+        "one_hot": _one_hot(estimator),
         "image_shape": [int(d) for d in estimator.image_shape_],
         "n_features_in": int(estimator.n_features_in_),
         "feature_names_in": None if feature_names is None else [str(f) for f in feature_names],
@@ -267,61 +367,179 @@ def save(estimator, path):
         "config": json.dumps(config, allow_nan=False),
     }
     metadata["sha256"] = _digest(arrays, metadata)
-    path = os.fspath(path)
-    st.save_file(tensors, path, metadata=metadata)
+    payload = st.save(arrays, metadata=metadata)
+    # Refuse to write what load() would refuse to read.
+    (header_bytes,) = struct.unpack("<Q", payload[:8])
+    depth = _json_depth(metadata["config"])
+    if header_bytes > MAX_HEADER_BYTES or depth > MAX_JSON_DEPTH:
+        raise ValueError(
+            f"Cannot save this model: its description takes {header_bytes} bytes nested "
+            f"{depth} deep, more than a model file holds (MAX_HEADER_BYTES="
+            f"{MAX_HEADER_BYTES}, MAX_JSON_DEPTH={MAX_JSON_DEPTH}). Shorten history_ "
+            f"({len(estimator.history_)} epochs) before saving."
+        )
+    _write_atomically(path, payload)
     return path
+
+
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # POSIX only
+
+
+def _write_atomically(path, payload):
+    """Replace ``path`` by a file holding ``payload``: all or nothing.
+
+    The bytes go to a new file in the same directory (``os.replace`` is atomic
+    only within one file system) and reach the disk (``fsync``) before the file
+    takes ``path``'s name; the directory is synced after, so that the rename
+    survives a power cut too. Written with ``os.write`` rather than by the
+    installed safetensors, whose writes were not atomic in every version.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    created = None
+    try:
+        fd, created = _create_temporary(path)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(created, path)
+    except BaseException as exc:
+        if created is not None:
+            with contextlib.suppress(OSError):  # already renamed, or already gone
+                os.unlink(created)
+        if isinstance(exc, OSError):
+            # The caller knows ``path``, not the temporary name.
+            raise _error_about(exc, path) from None
+        raise
+    _fsync_directory(directory)
+
+
+def _create_temporary(path):
+    """A new empty file next to ``path``, opened for writing: ``(fd, name)``."""
+    directory, name = os.path.split(os.path.abspath(path))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY
+    for _ in range(100):
+        candidate = os.path.join(directory, f".{name[:200]}.{secrets.token_hex(4)}.tmp")
+        try:
+            # Mode 0o666, as open() asks for: the kernel applies the umask and any
+            # default ACL, where mkstemp's fixed 0o600 would need a chmod that
+            # reads the umask (process-wide, so racy in threads).
+            return os.open(candidate, flags, 0o666), candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "No free temporary file name", directory)
+
+
+def _error_about(exc, path):
+    """The ``OSError`` ``exc``, with its errno and message, about ``path``."""
+    if exc.errno is None:
+        return OSError(f"Cannot write the model file {path!r}: {exc.strerror or exc}")
+    return OSError(exc.errno, exc.strerror, path)  # the errno's subclass, e.g. PermissionError
+
+
+def _fsync_directory(directory):
+    if os.name != "posix":  # Windows cannot open a directory
+        return
+    with contextlib.suppress(OSError):  # the file is in place; this is extra safety
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 # ---------------------------------------------------------------------- load
 
 
-def _read_header(path):
-    """Parse the safetensors header; return ``(header_dict, data_bytes)``."""
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+def _require_regular_file(path, mode):
+    if not stat.S_ISREG(mode):
+        kind = next((what for test, what in _FILE_KINDS if test(mode)), "not a regular file")
+        raise ModelFileError(
+            f"{path!r} is {kind}, not a model file; sklenet.load reads regular files "
+            f"only (written by sklenet.save)."
+        )
+
+
+def _open_regular_file(path):
+    """Open ``path`` for reading; refuse anything but a regular file unread.
+
+    Checked before opening (opening a device can have effects of its own) and
+    again on the open file, in case ``path`` was replaced in between. The open
+    itself does not block: ``O_NONBLOCK`` makes opening a FIFO return at once
+    instead of waiting for a writer (reading regular files ignores the flag).
+    """
+    _require_regular_file(path, os.stat(path).st_mode)
+    fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | _O_BINARY)
+    f = os.fdopen(fd, "rb")
     try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-            if len(head) < 8:
-                raise ModelFileError(
-                    f"{path!r} is not an sklenet model file: it is only {len(head)} bytes "
-                    f"long (empty or truncated)."
-                )
-            (n,) = struct.unpack("<Q", head)
-            size = os.fstat(f.fileno()).st_size
-            first = f.read(1)
-            if not (2 <= n <= _MAX_HEADER_BYTES and 8 + n <= size and first == b"{"):
-                if head[0] == _PICKLE_PROTO and head[1] in _PICKLE_PROTOCOLS:
-                    raise ModelFileError(
-                        f"{path!r} is a pickle file (e.g. written by joblib.dump or "
-                        f"pickle.dump), not an sklenet model file. sklenet.load never "
-                        f"unpickles; use joblib.load only for files you trust."
-                    )
-                if head[:4] == _ZIP_MAGIC:
-                    raise ModelFileError(
-                        f"{path!r} is a zip archive (e.g. written by torch.save), not "
-                        f"an sklenet model file; sklenet.load never unpickles."
-                    )
-                raise ModelFileError(
-                    f"{path!r} is not an sklenet model file, or it is truncated: it does "
-                    f"not start with a safetensors header (its first 8 bytes announce a "
-                    f"{n}-byte header; the file holds {size} bytes)."
-                )
-            raw = first + f.read(n - 1)
-            data = f.read()
-    except OSError as exc:
-        raise ModelFileError(f"Cannot read model file {path!r}: {exc}") from exc
+        _require_regular_file(path, os.fstat(fd).st_mode)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _read_header(path, f):
+    """Parse the safetensors header; return ``(header_dict, data_size)``."""
+    head = f.read(8)
+    if len(head) < 8:
+        raise ModelFileError(
+            f"{path!r} is not an sklenet model file: it is only {len(head)} bytes long "
+            f"(empty or truncated)."
+        )
+    (n,) = struct.unpack("<Q", head)
+    size = os.fstat(f.fileno()).st_size
+    first = f.read(1)
+    if not (2 <= n and 8 + n <= size and first == b"{"):
+        if head[0] == _PICKLE_PROTO and head[1] in _PICKLE_PROTOCOLS:
+            raise ModelFileError(
+                f"{path!r} is a pickle file (e.g. written by joblib.dump or pickle.dump), "
+                f"not an sklenet model file. sklenet.load never unpickles; use "
+                f"joblib.load only for files you trust."
+            )
+        if head[:4] == _ZIP_MAGIC:
+            raise ModelFileError(
+                f"{path!r} is a zip archive (e.g. written by torch.save), not an sklenet "
+                f"model file; sklenet.load never unpickles."
+            )
+        raise ModelFileError(
+            f"{path!r} is not an sklenet model file, or it is truncated: it does not "
+            f"start with a safetensors header (its first 8 bytes announce a {n}-byte "
+            f"header; the file holds {size} bytes)."
+        )
+    if n > MAX_HEADER_BYTES:
+        raise ModelFileError(
+            f"{path!r} is not an sklenet model file: its safetensors header takes {n} "
+            f"bytes, more than an sklenet model file holds (MAX_HEADER_BYTES="
+            f"{MAX_HEADER_BYTES}). It is another kind of safetensors file, or forged."
+        )
+    raw = first + f.read(n - 1)
+    if len(raw) != n:
+        raise ModelFileError(f"{path!r} is truncated (it shrank while being read).")
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ModelFileError(
             f"{path!r} is not an sklenet model file: its safetensors header is not valid "
-            f"JSON ({exc})."
+            f"JSON (not UTF-8: {exc.reason} at byte {exc.start})."
         ) from None
+    header = _parse_json(path, text, "its safetensors header")
     if not isinstance(header, dict):
         raise ModelFileError(f"{path!r} is not an sklenet model file: bad header.")
-    return header, data
+    return header, size - 8 - n
 
 
 def _check_metadata(path, header):
+    """The ``__metadata__`` of ``header`` and its parsed ``config``, checked."""
     metadata = header.get("__metadata__")
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
         raise ModelFileError(
@@ -332,97 +550,202 @@ def _check_metadata(path, header):
     if not all(isinstance(v, str) for v in metadata.values()):
         raise ModelFileError(f"{path!r}: metadata values must be strings.")
     version = metadata.get("format_version")
-    if not (isinstance(version, str) and version.isdigit()):
-        raise ModelFileError(f"{path!r}: invalid format_version {version!r}.")
+    if not (isinstance(version, str) and re.fullmatch(r"[0-9]{1,9}", version)):
+        raise ModelFileError(f"{path!r}: invalid format_version {_short(version)}.")
     if int(version) > FORMAT_VERSION:
         raise ModelFileError(
-            f"{path!r} was written by sklenet {metadata.get('sklenet_version', '?')} in "
-            f"model file format version {version}; this sklenet reads versions up to "
+            f"{path!r} was written by sklenet {metadata.get('sklenet_version', '?')[:40]} "
+            f"in model file format version {version}; this sklenet reads versions up to "
             f"{FORMAT_VERSION}. Upgrade sklenet to load it."
         )
-    try:
-        config = json.loads(metadata.get("config", ""))
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{path!r}: the 'config' metadata is not JSON ({exc}).") from None
+    if "sha256" not in metadata:
+        raise ModelFileError(f"{path!r}: the metadata has no 'sha256' digest.")
+    config = _parse_json(path, metadata.get("config", ""), "its 'config' metadata")
     if not isinstance(config, dict):
         raise ModelFileError(f"{path!r}: the 'config' metadata must be a JSON object.")
     return metadata, config
 
 
-def _tensors_from_header(path, header, data):
-    """The tensors as numpy arrays, every offset and size checked."""
-    tensors = {}
-    end_max = 0
-    spans = []
+def _is_natural_list(value):
+    return isinstance(value, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+
+
+def _tensor_table(path, header, data_size):
+    """``{name: (dtype, shape, start, end)}`` of the header's tensors, all checked
+    against each other and against the ``data_size`` bytes after the header."""
+    table = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
         if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
-            raise ModelFileError(f"{path!r}: bad header entry for tensor {name!r}.")
-        dtype = _DTYPES.get(info["dtype"])
-        shape, offsets = info["shape"], info["data_offsets"]
-        if dtype is None:
-            raise ModelFileError(f"{path!r}: unsupported dtype {info['dtype']!r} of {name!r}.")
-        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)
-                and isinstance(offsets, list) and len(offsets) == 2
-                and all(isinstance(o, int) and o >= 0 for o in offsets)):
-            raise ModelFileError(f"{path!r}: bad shape or offsets for tensor {name!r}.")
+            raise ModelFileError(f"{path!r}: bad header entry for tensor {_short(name)}.")
+        dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if not isinstance(dtype, str) or dtype not in _DTYPES:
+            raise ModelFileError(
+                f"{path!r}: unsupported dtype {_short(dtype)} of tensor {_short(name)}."
+            )
+        if not (_is_natural_list(shape) and len(shape) <= _MAX_RANK
+                and _is_natural_list(offsets) and len(offsets) == 2):
+            raise ModelFileError(
+                f"{path!r}: bad shape or offsets for tensor {_short(name)}."
+            )
+        dtype = np.dtype(_DTYPES[dtype]).newbyteorder("<")
         start, end = offsets
-        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        nbytes = math.prod(shape) * dtype.itemsize
         if end - start != nbytes:
             raise ModelFileError(
-                f"{path!r}: tensor {name!r} of shape {shape} needs {nbytes} bytes but its "
-                f"offsets span {end - start}."
+                f"{path!r}: tensor {_short(name)} of shape {_short(shape)} needs {nbytes} "
+                f"bytes but its offsets span {end - start}."
             )
-        if end > len(data):
+        if end > data_size:
             raise ModelFileError(
-                f"{path!r} is truncated: tensor {name!r} ends at byte {end} of the data "
-                f"section, which holds only {len(data)} bytes."
+                f"{path!r} is truncated: tensor {_short(name)} ends at byte {end} of the "
+                f"data section, which holds only {data_size} bytes."
             )
-        spans.append((start, end))
-        end_max = max(end_max, end)
-        tensors[name] = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<"),
-                                      count=math.prod(shape), offset=start).reshape(shape)
-    spans.sort()
+        table[name] = (dtype, tuple(shape), start, end)
     position = 0
-    for start, end in spans:
+    for _, _, start, end in sorted(table.values(), key=lambda entry: entry[2:]):
         if start != position:
             raise ModelFileError(f"{path!r}: tensor data overlaps or has gaps.")
         position = end
-    if end_max != len(data):
+    if position != data_size:
         raise ModelFileError(
-            f"{path!r}: {len(data) - end_max} unexpected bytes after the tensor data."
+            f"{path!r}: {data_size - position} unexpected bytes after the tensor data."
         )
-    return tensors
+    return table
 
 
-def _field(config, name, check, what):
+def _tensors(table, data):
+    """The tensors of a checked ``table`` as read-only arrays over ``data``."""
+    return {
+        name: np.frombuffer(data, dtype, count=math.prod(shape), offset=start).reshape(shape)
+        for name, (dtype, shape, start, _) in table.items()
+    }
+
+
+def _field(path, config, name, check, what):
     value = config.get(name)
     if not check(value):
-        raise ModelFileError(f"Invalid model file: field {name!r} must be {what}, got "
-                             f"{value!r}.")
+        raise ModelFileError(
+            f"{path!r}: invalid model file: field {name!r} must be {what}, got "
+            f"{_short(value)}."
+        )
     return value
 
 
-def _is_int_list(v):
-    return isinstance(v, list) and all(isinstance(d, int) and not isinstance(d, bool)
-                                       and d > 0 for d in v)
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_network_size(path, table, n_classes, channels):
+    """Refuse a file whose tensors are smaller than the network it asks for.
+
+    Run before anything is built. Every layer of LeNet-5 has a fixed size but
+    the output layer (a row per class) and the first convolution (a slice per
+    input channel), so with these two checked the network built is no larger
+    than the weights the file really holds: a forged header declaring millions
+    of classes is refused here, without allocating their network.
+    """
+    for (name, axis), wanted, what in ((("lenet5.output.weight", 0), n_classes, "classes"),
+                                       (("lenet5.c1.weight", 1), channels, "channels")):
+        shape = table[name][1] if name in table else None
+        if shape is None or len(shape) <= axis or shape[axis] != wanted:
+            raise ModelFileError(
+                f"{path!r} declares {wanted} {what}, but its tensor {name!r} has shape "
+                f"{shape}: the file is damaged or forged."
+            )
+
+
+def _fitted_from_config(path, config, table):
+    """The fitted attributes stored in ``config``, checked against ``table``."""
+    values = _field(path, config, "classes", lambda v: isinstance(v, list) and len(v) >= 2,
+                    "a list of at least 2 class labels")
+    image_shape = tuple(_field(
+        path, config, "image_shape",
+        lambda v: isinstance(v, list) and len(v) == 3 and all(_is_int(d) and d > 0
+                                                             for d in v),
+        "a list of 3 positive ints"))
+    _check_network_size(path, table, len(values), image_shape[0])
+    try:
+        classes = label_array(config.get("classes_kind"), values)
+    except ValueError as exc:
+        raise ModelFileError(f"{path!r}: invalid classes: {exc}") from None
+    one_hot = _field(path, config, "one_hot", lambda v: isinstance(v, bool), "true or false")
+    n_features = _field(path, config, "n_features_in", _is_int, "an int")
+    if n_features != math.prod(image_shape):
+        raise ModelFileError(
+            f"{path!r}: n_features_in={n_features} does not match "
+            f"image_shape={image_shape}."
+        )
+    feature_names = _field(
+        path, config, "feature_names_in",
+        lambda v: v is None or (isinstance(v, list) and len(v) == n_features
+                                and all(isinstance(f, str) for f in v)),
+        f"null or a list of {n_features} strings")
+    rows = _field(path, config, "history",
+                  lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v),
+                  "a list of objects")
+    history = [{k: _decode(v) for k, v in row.items()} for row in rows]
+    for row in history:
+        for value in row.values():
+            if not (value is None or isinstance(value, (int, float))):
+                raise ModelFileError(f"{path!r}: bad value {_short(value)} in the history.")
+    n_iter = _field(path, config, "n_iter", lambda v: _is_int(v) and v >= 0,
+                    "an int >= 0")
+    fitted = {
+        "classes_": classes,
+        "one_hot": one_hot,
+        "image_shape_": image_shape,
+        "n_features_in_": n_features,
+        "history_": history,
+        "n_iter_": n_iter,
+    }
+    if feature_names is not None:
+        fitted["feature_names_in_"] = np.array(feature_names, dtype=object)
+    return fitted
+
+
+def _saved_device(path, config):
+    """The device the model ran on when saved, or the CPU where CUDA is missing."""
+    import torch
+
+    device = config.get("device", "cpu")
+    if not isinstance(device, str):
+        raise ModelFileError(f"{path!r}: bad device {_short(device)}.")
+    if not device.startswith("cuda"):
+        return "cpu"
+    if not torch.cuda.is_available():
+        warnings.warn(
+            f"The model was saved on {_short(device)}, but PyTorch sees no CUDA device; "
+            f"it is loaded on the CPU.", UserWarning, stacklevel=3,
+        )
+        return "cpu"
+    index = device.partition(":")[2]
+    if not (index.isdecimal() and len(index) < 4 and int(index) < torch.cuda.device_count()):
+        return "cuda"  # the current CUDA device: that one is not here
+    return device
 
 
 def load(path, *, device=None):
     """Load a model file written by :func:`save` / :meth:`LeNet5Classifier.save`.
 
-    Nothing in the file is executed: the file is parsed as a safetensors header
-    (JSON) and raw tensor bytes, every field is checked, the SHA-256 digest of
-    the tensors is verified, and the estimator is rebuilt by sklenet's own code.
+    The file is treated as untrusted data and nothing in it is executed: only
+    regular files are opened, the safetensors header (JSON) is parsed within
+    :data:`MAX_HEADER_BYTES` and :data:`MAX_JSON_DEPTH`, every field is
+    checked, the SHA-256 digest of the tensors and metadata is verified, the
+    tensors' shapes are checked against the declared classes and channels
+    before anything is built, and the estimator is rebuilt by sklenet's own
+    code. The digest proves the file is intact, not who wrote it.
 
     Parameters
     ----------
     path : str or os.PathLike
         The model file.
-    device : {"cpu", "cuda"} or None, default=None
-        Where the loaded model runs. None: where it ran when saved, or on the
-        CPU (with a warning) when that was CUDA and no CUDA device is available.
+    device : {"auto", "cpu", "cuda"} or None, default=None
+        Where the loaded model runs, as the estimator's ``device`` parameter.
+        None: where it ran when saved, or on the CPU (with a warning) when that
+        was CUDA and PyTorch sees no CUDA device.
 
     Returns
     -------
@@ -433,137 +756,119 @@ def load(path, *, device=None):
     Raises
     ------
     ModelFileError
-        If the file is not an sklenet model file (e.g. a pickle), is truncated
-        or damaged, holds tensors of the wrong shapes, or was written in a newer
+        If the file is missing or unreadable, not a regular file, not an
+        sklenet model file (e.g. a pickle), truncated or damaged, larger than
+        the caps, holds tensors of the wrong shapes, or was written in a newer
         format version. A subclass of ``ValueError``.
+    ValueError
+        If ``device`` is not one of the values above, or is ``"cuda"`` where
+        PyTorch sees no CUDA device.
     """
     _import_safetensors()
-    import torch
-
+    from ._options import resolve_device
     from .classifier import LeNet5Classifier
 
+    if device is not None:
+        device = resolve_device(device)
     path = os.fspath(path)
-    header, data = _read_header(path)
-    metadata, config = _check_metadata(path, header)
-    arrays = _tensors_from_header(path, header, data)
-    if metadata.get("sha256") != _digest(arrays, metadata):
+    try:
+        with _open_regular_file(path) as f:
+            header, data_size = _read_header(path, f)
+            metadata, config = _check_metadata(path, header)
+            table = _tensor_table(path, header, data_size)
+            data = f.read(data_size)
+    except OSError as exc:
+        raise ModelFileError(f"Cannot read model file {path!r}: {exc.strerror or exc}.") from None
+    if len(data) != data_size:
+        raise ModelFileError(f"{path!r} is truncated (it shrank while being read).")
+    arrays = _tensors(table, data)
+    if metadata["sha256"] != _digest(arrays, metadata):
         raise ModelFileError(
             f"{path!r} is damaged or was modified: the SHA-256 digest of its tensors and "
             f"metadata does not match the one recorded when it was saved."
         )
+    fitted = _fitted_from_config(path, config, table)
+    params = _params_from_json(path, config.get("params"),
+                               LeNet5Classifier().get_params(deep=False))
+    if device is None:
+        device = _saved_device(path, config)
+    return _rebuild_estimator(path, params, fitted, arrays, device)
 
-    est = LeNet5Classifier()
-    params = _params_from_json(config.get("params"), est.get_params(deep=False))
+
+# -------------------------------------------------- the estimator's internals
+# The only two functions here that know the estimator's private state (the
+# one-hot flag, and the snapshot its pickling protocol takes); everything else
+# uses its public API and fitted attributes.
+
+
+def _one_hot(estimator):
+    """Whether ``estimator`` was fitted on one-hot rows."""
+    return bool(estimator._one_hot)
+
+
+def _rebuild_estimator(path, params, fitted, arrays, device):
+    """The fitted estimator, rebuilt through its pickling protocol (``__setstate__``).
+
+    ``fitted`` holds the checked fitted attributes (and ``one_hot``),
+    ``arrays`` the module's tensors; the tensor names, shapes and dtypes are
+    checked against a freshly built module before the estimator is built.
+    """
+    import torch
+
+    from . import _training
+    from ._speed import resolve_precision
+    from .classifier import LeNet5Classifier
+
+    est = LeNet5Classifier(**params)
     try:
-        est.set_params(**params)
         est._validate_params()
     except (ValueError, TypeError) as exc:
         raise ModelFileError(f"{path!r}: invalid parameters: {exc}") from None
-
-    kind = _field(config, "classes_kind", lambda v: v in ("bool", "int", "float", "str"),
-                  "one of bool, int, float, str")
-    dtype = {"bool": bool, "int": np.int64, "float": np.float64, "str": str}[kind]
-    py_type = {"bool": bool, "int": int, "float": (int, float), "str": str}[kind]
-    classes = _field(
-        config, "classes",
-        lambda v: isinstance(v, list) and len(v) >= 2 and all(
-            isinstance(c, py_type) and (kind == "bool" or not isinstance(c, bool))
-            for c in v),
-        f"a list of at least 2 {kind} values",
-    )
-    classes = np.array(classes, dtype=dtype)
-    if len(np.unique(classes)) != len(classes) or not np.all(classes[:-1] <= classes[1:]):
-        raise ModelFileError(f"{path!r}: the classes must be sorted and distinct.")
-    one_hot = _field(config, "one_hot", lambda v: isinstance(v, bool), "true or false")
-    image_shape = tuple(_field(config, "image_shape",
-                               lambda v: _is_int_list(v) and len(v) == 3,
-                               "a list of 3 positive ints"))
-    n_features = _field(config, "n_features_in", lambda v: isinstance(v, int)
-                        and not isinstance(v, bool), "an int")
-    if n_features != math.prod(image_shape):
-        raise ModelFileError(
-            f"{path!r}: n_features_in={n_features} does not match image_shape={image_shape}."
-        )
-    feature_names = config.get("feature_names_in")
-    if feature_names is not None and not (
-        isinstance(feature_names, list) and len(feature_names) == n_features
-        and all(isinstance(f, str) for f in feature_names)
-    ):
-        raise ModelFileError(f"{path!r}: bad feature_names_in.")
-    history = [
-        {k: _decode(v) for k, v in row.items()}
-        for row in _field(config, "history", lambda v: isinstance(v, list)
-                          and all(isinstance(r, dict) for r in v), "a list of objects")
-    ]
-    for row in history:
-        for value in row.values():
-            if not (value is None or isinstance(value, (int, float))):
-                raise ModelFileError(f"{path!r}: bad value {value!r} in the history.")
-    n_iter = _field(config, "n_iter", lambda v: isinstance(v, int), "an int")
-
-    if device is None:
-        device = config.get("device", "cpu")
-        if not isinstance(device, str):
-            raise ModelFileError(f"{path!r}: bad device {device!r}.")
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            warnings.warn(
-                f"The model was saved on {device}, but PyTorch sees no CUDA device; it "
-                f"is loaded on the CPU.", UserWarning, stacklevel=2,
-            )
-            device = "cpu"
-        elif not device.startswith("cuda"):
-            device = "cpu"
-    elif device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu', 'cuda' or None, got {device!r}.")
-
-    est.classes_ = classes
-    est._one_hot = one_hot
-    est.image_shape_ = image_shape
-    est.n_features_in_ = n_features
-    if feature_names is not None:
-        est.feature_names_in_ = np.array(feature_names, dtype=object)
-    est.history_ = history
-    est.n_iter_ = n_iter
-    est.net_ = _rebuild_net(path, est, arrays, device)
+    architecture = {
+        "in_channels": fitted["image_shape_"][0],
+        "n_classes": len(fitted["classes_"]),
+        "activation": est.activation,
+        "pooling": est.pooling,
+        "dropout": float(est.dropout),
+    }
+    expected = _training.build_module(architecture).state_dict()
+    _check_tensors(path, expected, arrays, architecture)
+    amp_dtype = resolve_precision(est.precision, device)
+    snapshot = {
+        "architecture": architecture,
+        "module": {name: arrays[name].copy() for name in expected},  # writable copies
+        "optimizer": None,
+        "history": [],
+        "device": device,
+        "amp_dtype": None if amp_dtype is None else str(amp_dtype).split(".")[-1],
+        "channels_last": bool(est.channels_last),
+    }
+    state = dict(vars(est), **fitted, net_=snapshot)
+    state["_one_hot"] = state.pop("one_hot")
+    with torch.no_grad():
+        est.__setstate__(state)
     return est
 
 
-def _rebuild_net(path, est, arrays, device):
-    """The skorch net of ``est``, built by the estimator's own code, with the weights."""
-    import torch
-
-    n_classes = len(est.classes_)
-    # Placeholder statistics: the adapter's buffers come from the file below.
-    channels = est.image_shape_[0]
-    placeholder = np.zeros(channels), np.ones(channels)
-    has_validation = bool(est.validation_fraction)
-    with torch.random.fork_rng(devices=[]):  # leave the caller's random state alone
-        net = est._new_net(*placeholder, n_classes, device, 0, has_validation)
-        net.initialize()
-    expected = net.module_.state_dict()
+def _check_tensors(path, expected, arrays, architecture):
+    """The file's tensors must be exactly those of the ``expected`` state dict."""
     missing = sorted(set(expected) - set(arrays))
     unexpected = sorted(set(arrays) - set(expected))
     if missing or unexpected:
         raise ModelFileError(
-            f"{path!r} does not hold the tensors of this network: missing {missing}, "
-            f"unexpected {unexpected}."
+            f"{path!r} does not hold the tensors of this network: missing "
+            f"{_short(missing, 200)}, unexpected {_short(unexpected, 200)}."
         )
-    state = {}
     for name, ref in expected.items():
         array = arrays[name]
         if tuple(array.shape) != tuple(ref.shape):
             raise ModelFileError(
                 f"{path!r}: tensor {name!r} has shape {tuple(array.shape)}, but a network "
-                f"for image shape {est.image_shape_} and {n_classes} classes needs "
-                f"{tuple(ref.shape)}."
+                f"for {architecture['in_channels']} channels and "
+                f"{architecture['n_classes']} classes needs {tuple(ref.shape)}."
             )
-        tensor = torch.from_numpy(array.copy())
-        if tensor.dtype != ref.dtype:
+        wanted = np.dtype(str(ref.dtype).removeprefix("torch."))
+        if array.dtype != wanted:
             raise ModelFileError(
-                f"{path!r}: tensor {name!r} is {tensor.dtype}, expected {ref.dtype}."
+                f"{path!r}: tensor {name!r} is {array.dtype}, expected {wanted}."
             )
-        state[name] = tensor
-    net.module_.load_state_dict(state, strict=True)
-    est._set_execution(net, device)  # precision and channels_last, as after fit
-    net.module_.eval()
-    return net

@@ -1,10 +1,15 @@
 """Safe model files: sklenet.save / sklenet.load (safetensors + JSON, no pickle)."""
 
+import errno
 import json
 import os
 import pickle
+import stat
 import struct
+import threading
+import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +18,7 @@ import torch
 import sklenet
 from sklenet import LeNet5Classifier, ModelFileError
 from sklenet import persistence
+from sklenet.persistence import MAX_JSON_DEPTH
 
 pytest.importorskip("safetensors")
 
@@ -36,18 +42,39 @@ def model_file(fitted, tmp_path):
 
 
 def _read(path):
-    header, data = persistence._read_header(os.fspath(path))
-    return header, data
+    """``(header, data)`` of a safetensors file, parsed here (as a forger would)."""
+    raw = Path(path).read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    return json.loads(raw[8:8 + n]), raw[8 + n:]
+
+
+def _arrays(header, data):
+    arrays = {}
+    for name, info in header.items():
+        if name != "__metadata__":
+            start, end = info["data_offsets"]
+            dtype = {"F32": np.float32, "I64": np.int64}[info["dtype"]]
+            arrays[name] = np.frombuffer(data[start:end], dtype).reshape(info["shape"])
+    return arrays
 
 
 def _write(path, header, data, rehash=False):
     """Write a safetensors file; ``rehash`` recomputes the digest as a forger would."""
     if rehash:
-        arrays = persistence._tensors_from_header("f", header, data)
-        header["__metadata__"]["sha256"] = persistence._digest(arrays, header["__metadata__"])
+        metadata = header["__metadata__"]
+        metadata["sha256"] = persistence._digest(_arrays(header, data), metadata)
     raw = json.dumps(header).encode()
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(raw)) + raw + data)
+
+
+def _forge(path, rehash=True, **fields):
+    """Rewrite the model file at ``path`` with config ``fields`` replaced."""
+    header, data = _read(path)
+    config = json.loads(header["__metadata__"]["config"])
+    config.update(fields)
+    header["__metadata__"]["config"] = json.dumps(config)
+    _write(path, header, data, rehash=rehash)
 
 
 @pytest.mark.parametrize("labels", ["int", "str", "bool", "one_hot"])
@@ -120,13 +147,11 @@ def test_loaded_model_keeps_training(fitted, model_file, digits):
     assert loaded.score(X[:600], y[:600]) > 0.5
 
 
-def test_python_object_params_warn_and_are_not_saved(fitted, tmp_path):
-    import copy
-
+def test_python_object_params_warn_and_are_not_saved(model_file, tmp_path):
     from skorch.callbacks import EpochTimer
 
-    clf = copy.deepcopy(fitted).set_params(callbacks=[EpochTimer()],
-                                           random_state=np.random.RandomState(0))
+    clf = sklenet.load(model_file).set_params(callbacks=[EpochTimer()],
+                                              random_state=np.random.RandomState(0))
     with pytest.warns(UserWarning) as record:
         clf.save(tmp_path / "m.sklenet")
     messages = " ".join(str(w.message) for w in record)
@@ -213,7 +238,11 @@ def test_tampered_metadata(model_file):
 
 @pytest.mark.parametrize("field, value, match", [
     ("classes", [1, 0, 2, 3, 4, 5, 6, 7, 8, 9], "sorted and distinct"),
-    ("classes", ["0", 1], "list of at least 2 int"),
+    ("classes", ["0"] + list(range(1, 10)), "Class label '0' is not an int64"),
+    ("classes", list(range(9)) + [2 ** 70], "not an int64"),
+    ("classes_kind", ["int"], "kind of class labels"),
+    ("one_hot", 1, "one_hot"),
+    ("n_iter", -1, "n_iter"),
     ("image_shape", [1, 8, 9], "does not match"),
     ("feature_names_in", ["a"], "feature_names_in"),
     ("history", [{"epoch": {"tuple": []}}], "history"),
@@ -278,7 +307,7 @@ def test_pickle_inside_metadata_is_never_unpickled(model_file, tmp_path):
     header["__metadata__"]["config"] = pickle.dumps(_Payload(marker), protocol=0).decode(
         "latin-1")
     _write(model_file, header, data)
-    with pytest.raises(ModelFileError, match="not JSON"):
+    with pytest.raises(ModelFileError, match="'config' metadata is not valid JSON"):
         sklenet.load(model_file)
     assert not marker.exists()
 
@@ -303,14 +332,27 @@ def test_wrong_tensor_shapes(model_file):
     from safetensors.numpy import save_file
 
     header, data = _read(model_file)
-    arrays = persistence._tensors_from_header("f", header, data)
-    arrays = {k: v.copy() for k, v in arrays.items()}
+    arrays = {k: v.copy() for k, v in _arrays(header, data).items()}
+    arrays["lenet5.c3.weight"] = np.zeros((16, 6, 3, 3), np.float32)  # 3x3, not 5x5
+    metadata = dict(header["__metadata__"])
+    metadata["sha256"] = persistence._digest(arrays, metadata)
+    save_file(arrays, model_file, metadata=metadata)
+    match = r"lenet5.c3.weight.* has shape \(16, 6, 3, 3\).*needs \(16, 6, 5, 5\)"
+    with pytest.raises(ModelFileError, match=match):
+        sklenet.load(model_file)
+
+
+def test_output_layer_must_match_the_classes(model_file):
+    from safetensors.numpy import save_file
+
+    header, data = _read(model_file)
+    arrays = {k: v.copy() for k, v in _arrays(header, data).items()}
     arrays["lenet5.output.weight"] = np.zeros((3, 84), np.float32)  # 3 classes, not 10
     arrays["lenet5.output.bias"] = np.zeros(3, np.float32)
     metadata = dict(header["__metadata__"])
     metadata["sha256"] = persistence._digest(arrays, metadata)
     save_file(arrays, model_file, metadata=metadata)
-    match = r"lenet5.output.weight.* has shape \(3, 84\).*needs \(10, 84\)"
+    match = r"declares 10 classes, but its tensor 'lenet5.output.weight' has shape \(3, 84\)"
     with pytest.raises(ModelFileError, match=match):
         sklenet.load(model_file)
 
@@ -319,7 +361,7 @@ def test_missing_tensor(model_file):
     from safetensors.numpy import save_file
 
     header, data = _read(model_file)
-    arrays = dict(persistence._tensors_from_header("f", header, data))
+    arrays = _arrays(header, data)
     del arrays["lenet5.c1.bias"]
     metadata = dict(header["__metadata__"])
     metadata["sha256"] = persistence._digest(arrays, metadata)
@@ -376,3 +418,414 @@ def test_cuda_model_loads_on_cpu(model_file):
         loaded = sklenet.load(model_file)
     assert any("no CUDA device" in str(w.message) for w in caught)
     assert str(loaded.net_.device) == "cpu"
+
+
+# ------------------------------------------------------- hostile files
+
+
+def _refuse_to_build(monkeypatch):
+    """Make building the estimator fail the test: a refusal must come before it."""
+    def build(*args, **kwargs):
+        raise AssertionError("load() built the network of a file it should refuse")
+
+    monkeypatch.setattr(persistence, "_rebuild_estimator", build)
+
+
+@pytest.mark.parametrize("n_classes, match", [
+    (4_000_000, "header takes .* bytes, more than .*MAX_HEADER_BYTES"),
+    (100_000, "declares 100000 classes, but its tensor 'lenet5.output.weight' has shape"),
+])
+def test_forged_class_count_is_refused_before_building(model_file, monkeypatch, n_classes,
+                                                       match):
+    # The digest proves integrity, not origin: a forger recomputes it. Before,
+    # a 29 MiB file declaring 4,000,000 classes made load() build their network
+    # (+1.3-1.6 GiB, ~12 s) before refusing it.
+    _forge(model_file, classes=list(range(n_classes)))
+    _refuse_to_build(monkeypatch)
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError, match=match):
+        sklenet.load(model_file)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_forged_channel_count_is_refused_before_building(model_file, monkeypatch):
+    # C1 has a slice per input channel: a million channels is a 600 MB network.
+    _forge(model_file, image_shape=[1_000_000, 1, 1], n_features_in=1_000_000)
+    _refuse_to_build(monkeypatch)
+    with pytest.raises(ModelFileError, match="declares 1000000 channels"):
+        sklenet.load(model_file)
+
+
+def _nested(depth):
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH - 1, 200_000])
+def test_deeply_nested_header_is_refused(model_file, depth):
+    # 200,000 deep raised RecursionError before.
+    header, data = _read(model_file)
+    header["__metadata__"]["deep"] = "DEEP"  # at depth 2: {"__metadata__": {"deep":
+    raw = json.dumps(header).replace('"DEEP"', _nested(depth)).encode()
+    model_file.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+    with pytest.raises(ModelFileError, match=f"nests arrays and objects {depth + 2} deep"):
+        sklenet.load(model_file)
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH - 1, MAX_JSON_DEPTH, 200_000])
+def test_deeply_nested_config_is_refused(model_file, depth, monkeypatch):
+    header, data = _read(model_file)
+    config = json.loads(header["__metadata__"]["config"])
+    config["history"] = "DEEP"  # at depth 1: {"history":
+    header["__metadata__"]["config"] = json.dumps(config).replace('"DEEP"', _nested(depth))
+    _write(model_file, header, data, rehash=True)
+    _refuse_to_build(monkeypatch)
+    if depth + 1 <= MAX_JSON_DEPTH:  # parsed, then refused as a bad history
+        match = "field 'history' must be a list of objects"
+    else:
+        match = f"'config' metadata nests arrays and objects {depth + 1} deep"
+    with pytest.raises(ModelFileError, match=match):
+        sklenet.load(model_file)
+
+
+def test_brackets_inside_strings_are_not_nesting(digits, tmp_path):
+    X, y = digits
+    labels = np.array(['[[[[[[[[[[[[[[[[[[[[ "{{{{{{{{{{{{{{{{{{{{ \\', "a"])
+    clf = _fit(X[:100], labels[y[:100] % 2], max_epochs=1)
+    loaded = sklenet.load(clf.save(tmp_path / "m.sklenet"))
+    assert list(loaded.classes_) == list(clf.classes_)
+
+
+def test_json_depth_is_linear_on_unterminated_strings():
+    # Many quotes that never close: a naive string pattern rescans to the end
+    # from each one (quadratic); this one consumes the rest at once.
+    text = '"' + '\\"[' * 2_000_000
+    start = time.perf_counter()
+    assert persistence._json_depth(text) == 0
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize("entry, value, match", [
+    ("dtype", ["F32"], "unsupported dtype"),  # TypeError (unhashable) before
+    ("dtype", "F8_E4M3", "unsupported dtype"),
+    ("shape", [True, 6], "bad shape"),
+    ("shape", [1] * 1000, "bad shape"),
+    ("data_offsets", [0, 2 ** 80], "offsets span|truncated"),
+    ("data_offsets", "0-24", "bad shape or offsets"),
+])
+def test_malformed_tensor_table(model_file, entry, value, match):
+    header, data = _read(model_file)
+    header["lenet5.c1.bias"][entry] = value
+    _write(model_file, header, data)
+    with pytest.raises(ModelFileError, match=match):
+        sklenet.load(model_file)
+
+
+@pytest.mark.parametrize("callbacks", [[1], ["skorch.callbacks.EpochTimer"], {"x": 1}])
+def test_forged_callbacks_are_refused(model_file, callbacks):
+    # AttributeError before: the "callbacks" reached skorch.
+    header, data = _read(model_file)
+    config = json.loads(header["__metadata__"]["config"])
+    config["params"]["callbacks"] = callbacks
+    header["__metadata__"]["config"] = json.dumps(config)
+    _write(model_file, header, data, rehash=True)
+    with pytest.raises(ModelFileError, match="'callbacks' parameter must be null"):
+        sklenet.load(model_file)
+
+
+@pytest.mark.parametrize("metadata", [
+    {"format_version": "\u00b2"},  # str.isdigit() accepts it, int() does not
+    {"format_version": "9" * 5000},  # more digits than int() parses
+    {"sha256": None},
+])
+def test_malformed_metadata(model_file, metadata):
+    header, data = _read(model_file)
+    header["__metadata__"].update(metadata)
+    if metadata.get("sha256", "") is None:
+        del header["__metadata__"]["sha256"]
+    _write(model_file, header, data)
+    with pytest.raises(ModelFileError):
+        sklenet.load(model_file)
+
+
+def test_huge_integer_in_header(model_file):
+    header, data = _read(model_file)
+    header["__metadata__"]["big"] = "BIG"
+    raw = json.dumps(header).replace('"BIG"', "9" * 5000).encode()
+    model_file.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        sklenet.load(model_file)
+
+
+_ODD_VALUES = [None, True, False, -1, 0, 3, 2 ** 70, -(2 ** 70), 1.5, 1e308, "", "x",
+               "cuda", [], [0], [1, 2], [[1]], ["a", "b"], [None, None], {}, {"a": 1},
+               {"tuple": []}, {"tuple": [1, 2]}, {"float": "inf"}, {"float": [1]},
+               {"optimizer": "torch.optim.Adam"}, [1_000_000] * 3, "F32", ["F32"]]
+
+
+def _header_mutations(header):
+    """Forged variants of a valid header: ``(name, header, rehash)``."""
+    import copy
+
+    config = json.loads(header["__metadata__"]["config"])
+
+    def with_config(new_config):
+        forged = copy.deepcopy(header)
+        forged["__metadata__"]["config"] = json.dumps(new_config)
+        return forged
+
+    for field in list(config) + ["unknown_field"]:
+        for i, value in enumerate(_ODD_VALUES):
+            yield f"config.{field}={i}", with_config(dict(config, **{field: value})), True
+        yield f"config.-{field}", with_config({k: v for k, v in config.items()
+                                              if k != field}), True
+    for name in list(config["params"]):
+        for i, value in enumerate(_ODD_VALUES):
+            params = dict(config["params"], **{name: value})
+            yield f"params.{name}={i}", with_config(dict(config, params=params)), True
+    for key in list(header["__metadata__"]):
+        for i, value in enumerate(_ODD_VALUES):
+            forged = copy.deepcopy(header)
+            forged["__metadata__"][key] = value
+            yield f"metadata.{key}={i}", forged, key != "sha256"
+    for tensor in ("lenet5.output.weight", "adapter.mean"):
+        for entry in ("dtype", "shape", "data_offsets"):
+            for i, value in enumerate(_ODD_VALUES):
+                forged = copy.deepcopy(header)
+                forged[tensor][entry] = value
+                yield f"{tensor}.{entry}={i}", forged, False
+    for i, value in enumerate(_ODD_VALUES):
+        yield f"header={i}", value, False
+        forged = copy.deepcopy(header)
+        forged["__metadata__"] = value
+        yield f"__metadata__={i}", forged, False
+
+
+def test_fuzzed_headers_give_only_model_file_errors(model_file, tmp_path):
+    """Hundreds of forged headers: each loads or raises ModelFileError, nothing else."""
+    header, data = _read(model_file)
+    header_text = json.dumps(header)
+    path = tmp_path / "forged.sklenet"
+    outcomes = {}
+    for name, forged, rehash in _header_mutations(header):
+        if rehash:
+            try:
+                forged["__metadata__"]["sha256"] = persistence._digest(
+                    _arrays(forged, data), forged["__metadata__"])
+            except Exception:  # the forgery breaks the forger's own tools: no matter
+                pass
+        raw = json.dumps(forged).encode()
+        path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+        outcomes[name] = _load_outcome(path)
+    # Byte-level damage to the header as well, deterministically.
+    rng = np.random.RandomState(0)
+    for i in range(150):
+        raw = bytearray(header_text.encode())
+        for at in rng.randint(0, len(raw), size=rng.randint(1, 4)):
+            raw[at] = rng.randint(0, 256)
+        path.write_bytes(struct.pack("<Q", len(raw)) + bytes(raw) + data)
+        outcomes[f"bytes{i}"] = _load_outcome(path)
+    others = {name: outcome for name, outcome in outcomes.items()
+              if outcome not in ("loaded", "ModelFileError")}
+    assert not others
+    assert len(outcomes) > 1000
+    assert sum(outcome == "ModelFileError" for outcome in outcomes.values()) > 900
+
+
+def _load_outcome(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            sklenet.load(path)
+        except ModelFileError:
+            return "ModelFileError"
+        except Exception as exc:  # what the test is looking for
+            return f"{type(exc).__name__}: {exc}"
+    return "loaded"
+
+
+# ------------------------------------------------------ non-regular files
+
+
+def _load_in_thread(path):
+    """Run load(path) in a thread; ``(finished_within_10_s, exception)``."""
+    result = {}
+
+    def run():
+        try:
+            sklenet.load(path)
+        except BaseException as exc:  # reported to the test
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    return not thread.is_alive(), result.get("error")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_named_pipe_is_refused_without_blocking(tmp_path):
+    # Blocked forever before, waiting for a writer.
+    fifo = tmp_path / "model.sklenet"
+    os.mkfifo(fifo)
+    finished, error = _load_in_thread(fifo)
+    assert finished
+    assert isinstance(error, ModelFileError) and "named pipe" in str(error)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_file_replaced_by_a_pipe_after_the_check(model_file, tmp_path, monkeypatch):
+    # A FIFO swapped in between the stat and the open: opening does not block,
+    # and the open file is checked again.
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    sklenet.load(model_file)  # imports done before os.stat lies
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):
+        if os.fspath(path) == os.fspath(fifo):
+            path = model_file
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    finished, error = _load_in_thread(fifo)
+    assert finished
+    assert isinstance(error, ModelFileError) and "named pipe" in str(error)
+
+
+@pytest.mark.parametrize("special, what", [("dir", "a directory"),
+                                           ("/dev/zero", "a character device")])
+def test_special_files_are_refused(tmp_path, special, what):
+    path = tmp_path if special == "dir" else Path(special)
+    if not path.exists():
+        pytest.skip(f"no {special} here")
+    finished, error = _load_in_thread(path)
+    assert finished
+    assert isinstance(error, ModelFileError) and what in str(error)
+
+
+# ----------------------------------------------------------------- device
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_load_on_missing_cuda_gives_the_estimators_error(model_file, digits):
+    # AssertionError from inside torch before.
+    X, y = digits
+    with pytest.raises(ValueError) as from_estimator:
+        LeNet5Classifier(device="cuda", max_epochs=1).fit(X[:50], y[:50])
+    with pytest.raises(ValueError) as from_load:
+        sklenet.load(model_file, device="cuda")
+    assert not isinstance(from_load.value, ModelFileError)
+    assert str(from_load.value) == str(from_estimator.value)
+
+
+def test_load_device_values(model_file):
+    assert str(sklenet.load(model_file, device="cpu").net_.device) == "cpu"
+    assert sklenet.load(model_file, device="auto") is not None
+    with pytest.raises(ValueError, match="device must be one of"):
+        sklenet.load(model_file, device="tpu")
+
+
+# ------------------------------------------------------------------- save
+
+
+def _listing(directory):
+    return sorted(p.name for p in Path(directory).iterdir())
+
+
+class _Fault:
+    """Make ``os.<name>`` fail (or be interrupted) on its first call on a save."""
+
+    def __init__(self, monkeypatch, name, exc):
+        self.real = getattr(os, name)
+        self.exc = exc
+        monkeypatch.setattr(os, name, self)
+
+    def __call__(self, *args, **kwargs):
+        if self.exc is not None:
+            exc, self.exc = self.exc, None
+            if isinstance(exc, OSError) and self.real is os.write:
+                self.real(args[0], args[1][:1000])  # a part is written first
+            if self.real is os.close:
+                self.real(*args)  # the descriptor is released even when close fails
+            raise exc
+        return self.real(*args, **kwargs)
+
+
+def _disk_full():
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("call, exc", [
+    ("write", _disk_full()),
+    ("fsync", _disk_full()),
+    ("close", _disk_full()),  # NFS reports a full disk on close
+    ("replace", OSError(errno.EACCES, os.strerror(errno.EACCES))),
+    ("write", KeyboardInterrupt()),
+    ("fsync", KeyboardInterrupt()),
+])
+@pytest.mark.parametrize("previous", [True, False])
+def test_failed_save_leaves_the_previous_file(fitted, tmp_path, monkeypatch, call, exc,
+                                              previous):
+    # With safetensors 0.7.0 a disk-full overwrite truncated the previous
+    # file, and errors were SafetensorErrors naming a hidden .tmpXXXX path.
+    path = tmp_path / "model.sklenet"
+    if previous:
+        path.write_bytes(b"the previous model file")
+    before = _listing(tmp_path)
+    _Fault(monkeypatch, call, exc)
+    with pytest.raises(type(exc)) as raised:
+        fitted.save(path)
+    monkeypatch.undo()
+    assert _listing(tmp_path) == before  # no temporary file left behind
+    if previous:
+        assert path.read_bytes() == b"the previous model file"
+    if isinstance(exc, OSError):
+        assert raised.value.errno == exc.errno
+        assert raised.value.strerror == exc.strerror
+        assert raised.value.filename == str(path)
+        assert ".tmp" not in str(raised.value)
+
+
+def test_save_errors_name_the_users_path(fitted, tmp_path):
+    path = tmp_path / "missing-directory" / "model.sklenet"
+    with pytest.raises(FileNotFoundError) as raised:
+        fitted.save(path)
+    assert raised.value.filename == str(path)
+    assert not isinstance(raised.value, ValueError)
+
+
+def test_save_does_not_depend_on_safetensors_writing_files(fitted, tmp_path, monkeypatch):
+    import safetensors.numpy
+    import safetensors.torch
+
+    def save_file(*args, **kwargs):
+        raise AssertionError("the file must be written by sklenet, atomically")
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", save_file)
+    monkeypatch.setattr(safetensors.torch, "save_file", save_file)
+    path = tmp_path / "model.sklenet"
+    path.write_bytes(b"old")
+    fitted.save(path)
+    assert _listing(tmp_path) == ["model.sklenet"]
+    assert sklenet.load(path).n_iter_ == fitted.n_iter_
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_saved_file_follows_the_umask(fitted, tmp_path, umask, mode):
+    # Files were 0600 whatever the umask before.
+    old = os.umask(umask)
+    try:
+        path = fitted.save(tmp_path / "model.sklenet")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == mode
+
+
+def test_save_refuses_a_file_load_would_refuse(fitted, tmp_path, monkeypatch):
+    path = tmp_path / "model.sklenet"
+    path.write_bytes(b"old")
+    monkeypatch.setattr(persistence, "MAX_HEADER_BYTES", 1000)
+    with pytest.raises(ValueError, match="MAX_HEADER_BYTES=1000.*history_"):
+        fitted.save(path)
+    assert path.read_bytes() == b"old"
