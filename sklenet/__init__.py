@@ -10,7 +10,8 @@ Examples
 >>> import sys
 >>> import sklenet
 >>> sorted(sklenet.__all__)
-['LeNet5', 'LeNet5Classifier', 'ModelFileError', '__version__', 'load', 'save', 'to_onnx']
+['LeNet5', 'LeNet5Classifier', 'LeNet5Features', 'ModelFileError', '__version__',
+ 'load', 'save', 'to_onnx']
 >>> sklenet.LeNet5Classifier.__name__
 'LeNet5Classifier'
 >>> "sklenet.classifier" in sys.modules
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "LeNet5": "network",
     "LeNet5Classifier": "classifier",
+    "LeNet5Features": "features",
     "save": "persistence",
     "load": "persistence",
     "ModelFileError": "persistence",
@@ -37,8 +39,8 @@ _LAZY = {
 _SUBMODULES = ("cli", "datasets", "export", "network", "persistence", "plotting", "report",
                "study")
 
-__all__ = ["LeNet5", "LeNet5Classifier", "save", "load", "ModelFileError", "to_onnx",
-           "__version__"]
+__all__ = ["LeNet5", "LeNet5Classifier", "LeNet5Features", "save", "load", "ModelFileError",
+           "to_onnx", "__version__"]
 
 
 def __getattr__(name):
@@ -59,5 +61,6 @@ def __dir__():
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .classifier import LeNet5Classifier
     from .export import to_onnx
+    from .features import LeNet5Features
     from .network import LeNet5
     from .persistence import ModelFileError, load, save

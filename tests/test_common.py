@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklenet import LeNet5Classifier
+from sklenet import LeNet5Classifier, LeNet5Features
 
 
 def expected_failed_checks(estimator):
@@ -21,6 +21,9 @@ def expected_failed_checks(estimator):
         LeNet5Classifier(),
         # The study's configuration, with a short run and no validation split.
         LeNet5Classifier(pooling="avg", max_epochs=5, validation_fraction=None),
+        # The transformer, seeded through its classifier (set_random_state only sets
+        # a top-level random_state); two epochs: the checks need behaviour, not accuracy.
+        LeNet5Features(LeNet5Classifier(max_epochs=2, validation_fraction=None, random_state=0)),
     ],
     expected_failed_checks=expected_failed_checks,
 )
