@@ -124,7 +124,16 @@ def build_parser():
         ),
         formatter_class=_HelpFormatter,
     )
-    data = rep.add_argument_group("data")
+    _add_data_options(rep.add_argument_group("data"))
+    _add_lenet_options(rep.add_argument_group(
+        "LeNet-5", "These options override the recipe's values in every LeNet-5 row."))
+    _add_baseline_options(rep.add_argument_group("baselines"))
+    _add_run_options(rep.add_argument_group("run"))
+    return parser
+
+
+def _add_data_options(data):
+    """Where the images come from and how many are used."""
     data.add_argument(
         "--dataset", choices=DATASETS, default="auto",
         help="'auto': Fashion-MNIST when its files can be found, otherwise scikit-learn's "
@@ -147,8 +156,9 @@ def build_parser():
     data.add_argument("--max-test-samples", type=_positive_int, default=None, metavar="N",
                       help="evaluate on a stratified sample of N test images (default: all)")
 
-    net = rep.add_argument_group(
-        "LeNet-5", "These options override the recipe's values in every LeNet-5 row.")
+
+def _add_lenet_options(net):
+    """The LeNet-5 recipes, and what overrides their values."""
     net.add_argument(
         "--recipes", type=_choice_list(list(RECIPES), "recipe"), default="study,default",
         metavar="LIST",
@@ -170,7 +180,9 @@ def build_parser():
     net.add_argument("--device", choices=DEVICES, default=None,
                      help="where LeNet-5 trains (default: auto)")
 
-    base = rep.add_argument_group("baselines")
+
+def _add_baseline_options(base):
+    """The scikit-learn baselines."""
     base.add_argument(
         "--baselines", type=_choice_list(list(BASELINES), "baseline"),
         default=",".join(DEFAULT_BASELINES), metavar="LIST",
@@ -181,7 +193,9 @@ def build_parser():
                       metavar="N", help="fit SVC on a stratified sample of N training images "
                                         "(kernel SVMs scale quadratically)")
 
-    run = rep.add_argument_group("run")
+
+def _add_run_options(run):
+    """Seed, threads, output and verbosity."""
     run.add_argument("--seed", type=_seed, default=0, help="seed of the split and every model")
     run.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                      help="PyTorch CPU threads (default: PyTorch's choice; 1 is much faster "
@@ -198,7 +212,6 @@ def build_parser():
                      help="print only the final table")
     run.add_argument("--progress", action="store_true",
                      help="also show a progress bar over the batches of each epoch")
-    return parser
 
 
 def _check_args(parser, args):
@@ -218,7 +231,7 @@ def _check_args(parser, args):
             fail(f"argument --max-train-samples: {exc}")
     if "svc" in args.baselines and args.svc_max_train_samples < n_classes:
         fail(f"argument --svc-max-train-samples: SVC needs at least one image per "
-                  f"class ({n_classes} classes), got {args.svc_max_train_samples}")
+             f"class ({n_classes} classes), got {args.svc_max_train_samples}")
     if args.device not in (None, "auto", "cpu"):
         from ._options import resolve_device
 
@@ -270,7 +283,8 @@ def _reproduce(args):
     )
     say(f"Writing results.json, results.md and the figures to {out_dir} ...")
     results = report.write_report(results, out_dir, data=data)
-    say(f"Wrote results.json, results.md and {len(results['figures'])} figures to {out_dir}")
+    n = len(results["figures"])
+    say(f"Wrote results.json, results.md and {n} figure{'' if n == 1 else 's'} to {out_dir}")
     print()
     print(report.format_table(results), flush=True)
     return 0

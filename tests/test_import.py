@@ -93,3 +93,41 @@ def test_study_and_report_import_no_heavy_module():
         print(sorted(m for m in {HEAVY!r} if m in sys.modules))
     """)
     assert out.splitlines() == ["[]"]
+
+
+def _sklenet_imports():
+    """Module -> the sklenet modules it imports, function-level imports included."""
+    import ast
+
+    package = REPO / "sklenet"
+    modules = {p.stem for p in package.glob("*.py")}
+    graph = {}
+    for path in package.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                deps.update(n.split(".")[0] for n in names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sklenet."):
+                deps.add(node.module.split(".")[1])
+        graph[path.stem] = deps & modules - {path.stem, "__init__"}
+    return graph
+
+
+def test_command_study_and_report_are_in_no_import_cycle():
+    # The command sits on top: cli -> study / report -> estimator -> ...; nothing below
+    # may import them back, not even inside a function.
+    graph = _sklenet_imports()
+
+    def reachable(start):
+        seen, todo = set(), [start]
+        while todo:
+            for dep in graph[todo.pop()] - seen:
+                seen.add(dep)
+                todo.append(dep)
+        return seen
+
+    for module in ("cli", "study", "report", "plotting"):
+        assert module not in reachable(module), module
+    assert graph["report"] <= {"plotting"}  # output depends on no protocol
+    assert "cli" not in set().union(*(graph[m] for m in graph if m != "__main__"))
