@@ -84,6 +84,26 @@ def _as_tensor(X):
         return torch.from_numpy(X)
 
 
+def _warn_if_scaled_differently(X, X_val, rows=2000):
+    """Warn when ``X_val`` is on another scale than ``X``, as happens to a
+    ``validation_data`` passed through a ``Pipeline``, whose earlier steps
+    transform ``X`` but not it."""
+    train = X[:rows].astype(np.float64)
+    valid = X_val[:rows].astype(np.float64)
+    spread = train.std() or 1.0
+    if abs(valid.mean() - train.mean()) > 0.5 * spread or not (
+        0.5 <= (valid.std() or 1.0) / spread <= 2.0
+    ):
+        warnings.warn(
+            f"validation_data is on another scale than X (mean {valid.mean():.3g} vs "
+            f"{train.mean():.3g}, std {valid.std():.3g} vs {spread:.3g}). Inside a "
+            f"Pipeline, validation_data reaches LeNet5Classifier untransformed by the "
+            f"steps before it: pass pipe[:-1].transform(X_val) instead.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def _seeds(random_state, epochs_done):
     """``(base, stream)`` seeds: ``base`` initializes the weights and splits the
     data; ``stream`` drives shuffling, augmentation and dropout, and moves on
@@ -385,6 +405,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                 X_val, y_val, w_val = self._check_validation_data(
                     validation_data, classes, one_hot
                 )
+                _warn_if_scaled_differently(X[train_idx], X_val)
                 valid = (X_val, y_val, np.arange(len(X_val)),
                          self._weights(w_val, X_val, y_val, class_weights))
             elif valid is not None:

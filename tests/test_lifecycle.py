@@ -395,3 +395,45 @@ def test_the_pinned_private_skorch_hook_still_exists():
     from skorch import NeuralNet
 
     assert callable(getattr(NeuralNet, "_set_training", None))
+
+
+def test_validation_data_on_another_scale_warns_as_in_a_pipeline(data):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    X, y = data
+    pipe = make_pipeline(MinMaxScaler(), LeNet5Classifier(max_epochs=1, random_state=0))
+    with pytest.warns(UserWarning, match="Inside a Pipeline, validation_data"):
+        pipe.fit(X, y, lenet5classifier__validation_data=(X[:50], y[:50]))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LeNet5Classifier(max_epochs=1, random_state=0).fit(
+            X[50:], y[50:], validation_data=(X[:50], y[:50]))
+
+
+class RaiseIn(Callback):
+    def __init__(self, hook):
+        self.hook = hook
+
+    def __getattribute__(self, name):
+        if name == object.__getattribute__(self, "hook"):
+            def fail(*args, **kwargs):
+                raise RuntimeError(f"injected fault in {name}")
+            return fail
+        return object.__getattribute__(self, name)
+
+
+@pytest.mark.parametrize("hook", ["on_train_begin", "on_epoch_begin", "on_batch_begin",
+                                  "on_grad_computed", "on_batch_end", "on_epoch_end",
+                                  "on_train_end"])
+def test_a_fault_in_any_callback_hook_changes_nothing(data, hook):
+    X, y = data
+    clf = LeNet5Classifier(**FAST).fit(X, y)
+    before = state_of(clf)
+    clf.set_params(callbacks=[RaiseIn(hook)], warm_start=True)
+    for call in (lambda: clf.partial_fit(X, y), lambda: clf.fit(X, y)):
+        with pytest.raises(RuntimeError, match=f"injected fault in {hook}"):
+            call()
+        assert_same_state(before, clf)
