@@ -55,7 +55,10 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
+    # What a user may reach: the public names, the submodules and the dunders,
+    # not this file's own helpers.
+    dunders = {name for name in globals() if name.startswith("__")}
+    return sorted(dunders | set(__all__) | set(_SUBMODULES))
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only

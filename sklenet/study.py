@@ -47,6 +47,7 @@ __all__ = [
     "BASELINES",
     "DEFAULT_BASELINES",
     "DATASETS",
+    "N_CLASSES",
     "DatasetUnavailableError",
     "ProtocolError",
     "strong_recipe",
