@@ -30,6 +30,7 @@ import warnings
 
 import numpy as np
 
+from ._labels import KINDS, label_values
 from ._optional import import_optional
 
 __all__ = ["to_onnx", "register_skl2onnx_converter", "DEFAULT_OPSET"]
@@ -58,8 +59,9 @@ class _GraphBuilder:
         self.constants.append((name, np.asarray(value)))
         return name
 
-    def op(self, op_type, inputs, hint=None, **attrs):
-        out = self.new_name(hint or op_type.lower())
+    def op(self, op_type, inputs, hint=None, out=None, **attrs):
+        """Append a node; its output is ``out``, or a new name from ``hint``."""
+        out = out or self.new_name(hint or op_type.lower())
         self.nodes.append((op_type, list(inputs), [out], self.new_node_name(op_type), attrs))
         return out
 
@@ -103,32 +105,40 @@ def _np(tensor):
     return tensor.detach().to("cpu", copy=True).float().numpy()
 
 
-def _label_values(classes):
-    """The class values as an array ONNX can hold, or None for a numeric kind it can't."""
-    classes = np.asarray(classes)
-    kind = classes.dtype.kind
-    if kind == "b":
-        return classes.astype(bool)
-    if kind in "iu":
-        return classes.astype(np.int64)
-    if kind == "f":
-        return classes.astype(np.float64)
-    if kind in "USO":
-        values = [str(c) for c in classes]
-        if kind == "O" and not all(isinstance(c, str) for c in classes):
+def _label_tensor(classes, *, integers_or_strings=False):
+    """The class labels as the tensor ``label`` is gathered from, and their kind.
+
+    The kind comes from :func:`sklenet._labels.label_values`, as in model
+    files. With ``integers_or_strings`` (skl2onnx knows only int64 and string
+    labels), booleans and integral floats become int64.
+    """
+    try:
+        kind, values = label_values(classes)
+    except TypeError as exc:
+        raise TypeError(f"Cannot export this model to ONNX: {exc}") from None
+    if integers_or_strings and kind in ("bool", "float"):
+        if not all(v == int(v) for v in values):
             raise TypeError(
-                f"Cannot export class labels of mixed or non-string object types: "
-                f"{classes.tolist()!r}."
+                f"skl2onnx labels must be integers or strings; LeNet5Classifier.classes_ "
+                f"holds non-integral floats {values[:5]!r}."
             )
-        return np.array(values, dtype=object)
-    raise TypeError(f"Cannot export class labels of dtype {classes.dtype}.")
+        kind, values = "int", [int(v) for v in values]
+    dtype = object if kind == "str" else KINDS[kind]  # ONNX strings are object arrays
+    return np.array(values, dtype=dtype), kind
+
+
+def _output_tail(g, logits, labels, label_name, proba_name):
+    """Append the outputs to builder ``g``: softmax probabilities, and the label
+    of the winning column gathered from ``labels``. Both exports end this way."""
+    g.op("Softmax", [logits], out=proba_name, axis=1)
+    index = g.op("ArgMax", [logits], hint="index", axis=1, keepdims=0)
+    g.op("Gather", [g.const("classes", labels), index], out=label_name, axis=0)
 
 
 def _build_lenet5(g, x, estimator):
     """Append the network to builder ``g``; ``x`` is float32 ``(N, ...)``.
 
-    Returns the name of the float32 ``(N, n_classes)`` probabilities and of the
-    int64 ``(N,)`` class indices.
+    Returns the name of the float32 ``(N, n_classes)`` logits.
     """
     from torch import nn
 
@@ -181,10 +191,7 @@ def _build_lenet5(g, x, estimator):
     x = act(conv(x, net.c5, "c5"), net.act5, "a5")
     x = g.op("Flatten", [x], hint="flat", axis=1)
     x = act(gemm(x, net.f6, "f6"), net.act6, "a6")
-    logits = gemm(x, net.output, "logits")
-    proba = g.op("Softmax", [logits], hint="proba", axis=1)
-    index = g.op("ArgMax", [logits], hint="index", axis=1, keepdims=0)
-    return proba, index
+    return gemm(x, net.output, "logits")
 
 
 def _counter_names():
@@ -274,7 +281,7 @@ def to_onnx(estimator, path=None, *, input_layout="flat", input_dtype="float32",
         )
     if not isinstance(opset, int) or opset < _MIN_OPSET:
         raise ValueError(f"opset must be an int >= {_MIN_OPSET}, got {opset!r}.")
-    labels = _label_values(estimator.classes_)
+    labels, kind = _label_tensor(estimator.classes_)
     g = _GraphBuilder(_counter_names())
     g.new_name(input_name)
     g.new_name("label")
@@ -282,15 +289,12 @@ def to_onnx(estimator, path=None, *, input_layout="flat", input_dtype="float32",
     x = input_name
     if input_dtype != "float32":
         x = g.op("Cast", [x], hint="input_float", to=TensorProto.FLOAT)
-    proba, index = _build_lenet5(g, x, estimator)
-    g.nodes.append(("Identity", [proba], ["probabilities"], g.new_node_name("Identity"), {}))
-    g.nodes.append(("Gather", [g.const("classes", labels), index], ["label"],
-                    g.new_node_name("Gather"), {"axis": 0}))
+    _output_tail(g, _build_lenet5(g, x, estimator), labels, "label", "probabilities")
 
     elem = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE,
             "uint8": TensorProto.UINT8}[input_dtype]
-    label_elem = {"b": TensorProto.BOOL, "i": TensorProto.INT64, "f": TensorProto.DOUBLE,
-                  "O": TensorProto.STRING}[labels.dtype.kind]
+    label_elem = {"bool": TensorProto.BOOL, "int": TensorProto.INT64,
+                  "float": TensorProto.DOUBLE, "str": TensorProto.STRING}[kind]
     n_classes = len(labels)
     graph = helper.make_graph(
         [helper.make_node(t, i, o, name=n, **a) for t, i, o, n, a in g.nodes],
@@ -337,18 +341,9 @@ def _shape_calculator(operator):
 
     model = operator.raw_operator
     n = operator.inputs[0].get_first_dimension()
-    classes = np.asarray(get_label_classes(operator.scope_inst, model))
-    if classes.dtype.kind in "biu" or (
-        classes.dtype.kind == "f" and np.all(classes == np.round(classes))
-    ):
-        operator.outputs[0].type = Int64TensorType([n])
-    elif classes.dtype.kind in "USO":
-        operator.outputs[0].type = StringTensorType([n])
-    else:
-        raise TypeError(
-            f"skl2onnx labels must be integers or strings; LeNet5Classifier.classes_ "
-            f"has dtype {classes.dtype}."
-        )
+    _, kind = _label_tensor(get_label_classes(operator.scope_inst, model),
+                            integers_or_strings=True)
+    operator.outputs[0].type = StringTensorType([n]) if kind == "str" else Int64TensorType([n])
     operator.outputs[1].type = FloatTensorType([n, len(model.classes_)])
 
 
@@ -364,15 +359,12 @@ def _converter(scope, operator, container):
         )
     from skl2onnx.common.utils_classifier import get_label_classes
 
-    classes = np.asarray(get_label_classes(scope, model))
-    if classes.dtype.kind in "USO":
-        labels = np.array([str(c) for c in classes], dtype=object)
-    else:
-        labels = classes.astype(np.int64)
+    labels, _ = _label_tensor(get_label_classes(scope, model), integers_or_strings=True)
     g = _GraphBuilder(scope.get_unique_variable_name, scope.get_unique_operator_name)
     x = g.op("Cast", [operator.inputs[0].full_name], hint="lenet5_input",
              to=TensorProto.FLOAT)
-    proba, index = _build_lenet5(g, x, model)
+    _output_tail(g, _build_lenet5(g, x, model), labels, operator.outputs[0].full_name,
+                 operator.outputs[1].full_name)
     for name, value in g.constants:
         if value.dtype == object:
             container.add_initializer(name, TensorProto.STRING, list(value.shape),
@@ -383,17 +375,6 @@ def _converter(scope, operator, container):
     for op_type, inputs, outputs, name, attrs in g.nodes:
         container.add_node(op_type, inputs, outputs, name=name, op_version=_MIN_OPSET,
                            **attrs)
-    container.add_node("Identity", [proba], [operator.outputs[1].full_name],
-                       name=scope.get_unique_operator_name("Identity"))
-    classes_name = scope.get_unique_variable_name("classes")
-    if labels.dtype == object:
-        container.add_initializer(classes_name, TensorProto.STRING, [len(labels)],
-                                  labels.tolist())
-    else:
-        container.add_initializer(classes_name, TensorProto.INT64, [len(labels)],
-                                  labels.tolist())
-    container.add_node("Gather", [classes_name, index], [operator.outputs[0].full_name],
-                       name=scope.get_unique_operator_name("Gather"), axis=0)
 
 
 _REGISTERED = False

@@ -176,3 +176,71 @@ def test_pipeline_with_skl2onnx(digits, labels):
     label, maps = session.run(None, {session.get_inputs()[0].name: X[:3]})
     assert np.array_equal(label, pipe.predict(X[:3]))
     assert list(maps[0]) == list(pipe.classes_)
+
+
+# ------------------------------------------------------- one graph, one tail
+
+
+@pytest.fixture(scope="module")
+def small(digits):
+    X, y = digits
+    clf = LeNet5Classifier(max_epochs=1, random_state=0, device="cpu").fit(X[:300], y[:300])
+    return clf, X[300:400].astype(np.float32)
+
+
+def _producers(model):
+    return {out: node.op_type for node in model.graph.node for out in node.output}
+
+
+def test_both_exports_end_with_the_same_tail(small):
+    # One helper emits softmax -> probabilities and argmax -> label for both
+    # the standalone export and the skl2onnx converter (they were written
+    # twice, each with its own Identity and Gather nodes).
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from sklenet.export import register_skl2onnx_converter
+
+    clf, X = small
+    register_skl2onnx_converter()
+    standalone = clf.to_onnx()
+    converted = skl2onnx.to_onnx(clf, X[:1], options={LeNet5Classifier: {"zipmap": False}})
+    for model in (standalone, converted):
+        ops = [node.op_type for node in model.graph.node]
+        assert ops.count("Softmax") == ops.count("ArgMax") == ops.count("Gather") == 1
+        assert "Identity" not in ops
+        producers = _producers(model)
+        label, proba = (output.name for output in model.graph.output)
+        assert (producers[label], producers[proba]) == ("Gather", "Softmax")
+        label, proba = _session(model).run(None, {model.graph.input[0].name: X})
+        assert np.array_equal(label, clf.predict(X))
+        assert np.abs(proba - clf.predict_proba(X)).max() <= ATOL
+
+
+@pytest.mark.parametrize("labels", ["int", "str", "bool", "float"])
+def test_label_type_follows_the_kind_a_model_file_records(small, tmp_path, labels):
+    # One helper (sklenet._labels) decides the kind for both file formats.
+    pytest.importorskip("safetensors")
+    import json
+
+    import sklenet
+    from safetensors import safe_open
+
+    clf, X = small
+    X_train, y = X, clf.predict(X)
+    y = {"int": y, "str": np.array([f"c{d}" for d in y]), "bool": y % 2 == 0,
+         "float": y.astype(float)}[labels]
+    clf = LeNet5Classifier(max_epochs=1, random_state=0, device="cpu").fit(X_train, y)
+    with safe_open(sklenet.save(clf, tmp_path / "m.sklenet"), framework="np") as f:
+        kind = json.loads(f.metadata()["config"])["classes_kind"]
+    elem = clf.to_onnx().graph.output[0].type.tensor_type.elem_type
+    expected = {"int": onnx.TensorProto.INT64, "str": onnx.TensorProto.STRING,
+                "bool": onnx.TensorProto.BOOL, "float": onnx.TensorProto.DOUBLE}[kind]
+    assert kind == labels and elem == expected
+
+
+def test_labels_outside_int64_are_refused(digits):
+    # They were wrapped around silently: class 2**63 + 5 came out as a negative label.
+    X, y = digits
+    y = np.array([3, 2 ** 63 + 5], dtype=np.uint64)[y[:200] % 2]
+    clf = LeNet5Classifier(max_epochs=1, random_state=0, device="cpu").fit(X[:200], y)
+    with pytest.raises(TypeError, match="Cannot export .* 9223372036854775813 is not an int64"):
+        clf.to_onnx()
