@@ -159,21 +159,7 @@ def recipe_params(name):
     """
     if name not in RECIPES:
         raise ValueError(f"recipe must be one of {', '.join(RECIPES)}; got {name!r}.")
-    return _runnable(dict(RECIPES[name]))
-
-
-def _runnable(params):
-    # Transition shim: the recipes name the optimizer ("adamw") so that they
-    # are plain data; until the estimator accepts that name, hand it the class.
-    # Remove once LeNet5Classifier takes optimizer="adamw".
-    if params.get("optimizer") == "adamw":
-        from . import classifier
-
-        if "adamw" not in getattr(classifier, "_OPTIMIZERS", {"adamw": None}):
-            import torch
-
-            params["optimizer"] = torch.optim.AdamW
-    return params
+    return dict(RECIPES[name])
 
 
 def make_baseline(name, random_state=0):
