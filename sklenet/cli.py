@@ -15,6 +15,7 @@ the command itself.
 import argparse
 import math
 import os
+import select
 import signal
 import sys
 import threading
@@ -316,14 +317,17 @@ class _Watchdog:
         self.reported = False
         self._lock = threading.Lock()
         self._read, self._write = os.pipe()
-        os.set_blocking(self._write, False)
-        self._previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        try:
+            os.set_blocking(self._write, False)
+            self._previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        except BaseException:
+            os.close(self._read)
+            os.close(self._write)
+            raise
         threading.Thread(target=self._watch, name="sklenet-interrupt-watchdog",
                          daemon=True).start()
 
     def _watch(self):
-        import select
-
         seen = False
         while True:
             timeout = self.grace if seen else None
@@ -388,7 +392,10 @@ def main(argv=None):
         return 2
     watchdog = None
     if program and threading.current_thread() is threading.main_thread():
-        watchdog = _Watchdog(INTERRUPT_GRACE)
+        try:
+            watchdog = _Watchdog(INTERRUPT_GRACE)
+        except (OSError, ValueError):  # no pipe as wakeup fd (Windows): plain Ctrl-C
+            watchdog = None
     try:
         _check_args(parser, args)  # may import torch (--device), so under the watchdog
         return _reproduce(args)
