@@ -20,8 +20,8 @@ gets the permissions the umask gives any new file.
 
 :func:`load` treats the file as untrusted data. It opens regular files only (a
 named pipe or a device would block or never end), caps the header at
-:data:`MAX_HEADER_BYTES` and the nesting of its JSON at :data:`MAX_JSON_DEPTH`
-before parsing it, checks every field, verifies the digest, checks the number
+:data:`MAX_HEADER_BYTES` before reading it and the nesting of its JSON at
+:data:`MAX_JSON_DEPTH`, checks every field, verifies the digest, checks the number
 of classes and of channels against the tensors' shapes (so the network it
 builds is never larger than the weights the file really holds), and rebuilds
 the estimator with the estimator's own code: nothing in the file is ever
@@ -79,8 +79,8 @@ FORMAT_VERSION = 1
 #: its size in Python objects).
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 #: Deepest nesting of arrays and objects accepted in the header's JSON and in
-#: the configuration's JSON (sklenet writes at most 4). Checked before parsing,
-#: so a forged file cannot make the parser or the checks recurse deeply.
+#: the configuration's JSON (sklenet writes at most 4), so that a forged file
+#: cannot make the parser or the checks recurse deeply.
 MAX_JSON_DEPTH = 16
 #: Highest tensor rank accepted in the tensor table (LeNet-5's is 4).
 _MAX_RANK = 8
@@ -109,29 +109,29 @@ def _import_safetensors():
 # ------------------------------------------------------------------ JSON text
 
 
-# A JSON string: from a quote to the next unescaped quote, or to the end of the
-# text for an unterminated one, so the pattern always matches and one pass over
-# the text consumes every string (linear time, whatever the text).
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
-_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+def _depth(value):
+    """How deeply lists and dicts nest in ``value`` (0 for a scalar); no recursion.
 
-
-def _json_depth(text):
-    """How deeply arrays and objects nest in the JSON ``text``, without parsing it.
-
-    Brackets inside strings do not count. Linear in the length of ``text``, and
-    nothing recurses, however deep the nesting.
-
-    >>> _json_depth('{"a": [1, {"b": "[[["}]}')
+    >>> _depth({"a": [1, {"b": "[[["}]})
     3
     """
-    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
-    if not brackets:
+    def children(item):
+        return iter(item.values() if isinstance(item, dict) else item)
+
+    if not isinstance(value, (list, dict)):
         return 0
-    codes = np.frombuffer(brackets.encode("ascii"), np.uint8)
-    opening = (codes == ord("[")) | (codes == ord("{"))
-    steps = opening.astype(np.int32) * 2 - 1
-    return int(np.cumsum(steps, dtype=np.int32).max())
+    deepest, stack = 1, [children(value)]  # an iterator per open container
+    while stack:
+        for child in stack[-1]:
+            if isinstance(child, (list, dict)):
+                if len(stack) == deepest:
+                    deepest += 1
+                if child:  # an empty one opens nothing to walk
+                    stack.append(children(child))
+                    break
+        else:
+            stack.pop()
+    return deepest
 
 
 def _reject_constant(name):
@@ -139,19 +139,29 @@ def _reject_constant(name):
 
 
 def _parse_json(path, text, what):
-    """``json.loads(text)``, refusing nesting deeper than MAX_JSON_DEPTH first."""
-    depth = _json_depth(text)
-    if depth > MAX_JSON_DEPTH:
-        raise ModelFileError(
-            f"{path!r} is not an sklenet model file: {what} nests arrays and objects "
-            f"{depth} deep; sklenet reads at most MAX_JSON_DEPTH={MAX_JSON_DEPTH}."
-        )
+    """``json.loads(text)``, refusing nesting deeper than MAX_JSON_DEPTH.
+
+    The size of ``text`` is capped before (MAX_HEADER_BYTES), so parsing costs
+    a bounded amount of memory; json's C parser stops deep nesting with a
+    RecursionError at the interpreter's recursion limit, and the depth of what
+    it returns is checked without recursing, so the checks that follow (some
+    recursive) never see more than MAX_JSON_DEPTH levels.
+    """
+    too_deep = ModelFileError(
+        f"{path!r} is not an sklenet model file: {what} nests arrays and objects deeper "
+        f"than sklenet reads (MAX_JSON_DEPTH={MAX_JSON_DEPTH})."
+    )
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise too_deep from None
     except ValueError as exc:  # JSONDecodeError, NaN, and integers of > 4300 digits
         raise ModelFileError(
             f"{path!r} is not an sklenet model file: {what} is not valid JSON ({exc})."
         ) from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise too_deep
+    return value
 
 
 def _short(value, limit=80):
@@ -370,7 +380,7 @@ def save(estimator, path):
     payload = st.save(arrays, metadata=metadata)
     # Refuse to write what load() would refuse to read.
     (header_bytes,) = struct.unpack("<Q", payload[:8])
-    depth = _json_depth(metadata["config"])
+    depth = _depth(config)
     if header_bytes > MAX_HEADER_BYTES or depth > MAX_JSON_DEPTH:
         raise ValueError(
             f"Cannot save this model: its description takes {header_bytes} bytes nested "

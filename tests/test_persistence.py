@@ -467,7 +467,7 @@ def test_deeply_nested_header_is_refused(model_file, depth):
     header["__metadata__"]["deep"] = "DEEP"  # at depth 2: {"__metadata__": {"deep":
     raw = json.dumps(header).replace('"DEEP"', _nested(depth)).encode()
     model_file.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
-    with pytest.raises(ModelFileError, match=f"nests arrays and objects {depth + 2} deep"):
+    with pytest.raises(ModelFileError, match="header nests arrays and objects deeper than"):
         sklenet.load(model_file)
 
 
@@ -482,7 +482,7 @@ def test_deeply_nested_config_is_refused(model_file, depth, monkeypatch):
     if depth + 1 <= MAX_JSON_DEPTH:  # parsed, then refused as a bad history
         match = "field 'history' must be a list of objects"
     else:
-        match = f"'config' metadata nests arrays and objects {depth + 1} deep"
+        match = "'config' metadata nests arrays and objects deeper than"
     with pytest.raises(ModelFileError, match=match):
         sklenet.load(model_file)
 
@@ -493,15 +493,6 @@ def test_brackets_inside_strings_are_not_nesting(digits, tmp_path):
     clf = _fit(X[:100], labels[y[:100] % 2], max_epochs=1)
     loaded = sklenet.load(clf.save(tmp_path / "m.sklenet"))
     assert list(loaded.classes_) == list(clf.classes_)
-
-
-def test_json_depth_is_linear_on_unterminated_strings():
-    # Many quotes that never close: a naive string pattern rescans to the end
-    # from each one (quadratic); this one consumes the rest at once.
-    text = '"' + '\\"[' * 2_000_000
-    start = time.perf_counter()
-    assert persistence._json_depth(text) == 0
-    assert time.perf_counter() - start < 1.0
 
 
 @pytest.mark.parametrize("entry, value, match", [
