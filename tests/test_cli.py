@@ -296,3 +296,30 @@ def test_corrupted_file_in_data_home_is_named(dataset, tmp_path, capsys):
     assert str(home / "train-images-idx3-ubyte.gz") in err
     assert "digits" not in stdout
     assert not (tmp_path / "out").exists()
+
+
+def test_split_the_data_cannot_carry_fails_in_one_line(tmp_path, capsys):
+    # Known only once the data is loaded: 1347 digits, 99.5% of them for validation.
+    code, stdout, err = _run(
+        ["reproduce", "--dataset", "digits", "--validation-fraction", "0.995",
+         "--out", str(tmp_path / "out")], capsys)
+    assert code == 1
+    assert err.count("\n") == 1, err
+    assert err.startswith("sklenet: error: max_train_samples=None and validation_fraction="
+                          "0.995 on digits: ")
+    assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_in_process_returns_130(tmp_path, capsys, monkeypatch):
+    # Called with argv (a test, an embedding program): no watchdog, no os._exit.
+    from sklenet import study
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "run_study", interrupted)
+    code, stdout, err = _run(["reproduce", "--dataset", "digits", "--out",
+                              str(tmp_path / "out")], capsys)
+    assert code == 130
+    assert err == "sklenet: interrupted; no results were written\n"
+    assert not (tmp_path / "out").exists()
