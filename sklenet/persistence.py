@@ -91,11 +91,12 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16,
            "I64": np.int64, "I32": np.int32, "U8": np.uint8, "BOOL": np.bool_}
 _NUMPY_DTYPES = {"float32", "float64", "float16", "int64", "int32", "uint8", "bool"}
-#: The tensors whose shapes tell the size of the network a file asks for: every
-#: other LeNet-5 layer has a fixed size. ``(tensor, axis)`` for the number of
-#: classes and the number of input channels.
+#: Where the size of the network a file asks for shows in its tensors, as
+#: ``(tensor, axis)``: the output layer has a row per class, the first
+#: convolution a slice per input channel. Every other LeNet-5 layer has a fixed
+#: size.
 _CLASSES_AXIS = ("lenet5.output.weight", 0)
-_CHANNELS_AXIS = ("adapter.mean", 1)
+_CHANNELS_AXIS = ("lenet5.c1.weight", 1)
 
 
 class ModelFileError(ValueError):
@@ -199,7 +200,7 @@ def _decode(value):
             return tuple(_decode(v) for v in value["tuple"])
         if set(value) == {"float"} and value["float"] in ("inf", "-inf", "nan"):
             return float(value["float"])
-        raise ModelFileError(f"Unexpected value in the parameters: {_short(value)}.")
+        raise ModelFileError(f"Unexpected value {_short(value)} in the model file.")
     return value
 
 
@@ -657,8 +658,8 @@ def _check_network_size(path, table, n_classes, channels):
     than the weights the file really holds: a forged header declaring millions
     of classes is refused here, without allocating their network.
     """
-    for (name, axis), wanted, what in ((("lenet5.output.weight", 0), n_classes, "classes"),
-                                       (("lenet5.c1.weight", 1), channels, "channels")):
+    for (name, axis), wanted, what in ((_CLASSES_AXIS, n_classes, "classes"),
+                                       (_CHANNELS_AXIS, channels, "channels")):
         shape = table[name][1] if name in table else None
         if shape is None or len(shape) <= axis or shape[axis] != wanted:
             raise ModelFileError(
@@ -727,7 +728,7 @@ def _saved_device(path, config):
         return "cpu"
     if not torch.cuda.is_available():
         warnings.warn(
-            f"The model was saved on {_short(device)}, but PyTorch sees no CUDA device; "
+            f"The model was saved on {device[:40]}, but PyTorch sees no CUDA device; "
             f"it is loaded on the CPU.", UserWarning, stacklevel=3,
         )
         return "cpu"
