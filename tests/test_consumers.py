@@ -245,7 +245,11 @@ def test_mlflow_default_format_round_trip(fitted, digits, tmp_path):
 
     X, _ = digits
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    mlflow.set_experiment("sklenet")
+    # Artifacts would otherwise go to ./mlruns, in whatever directory pytest runs.
+    experiment = mlflow.create_experiment(
+        "sklenet", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    mlflow.set_experiment(experiment_id=experiment)
     # MLflow's default format is skops, which loads only the types it is told
     # to trust: the one skops.io.get_untrusted_types reports.
     with mlflow.start_run():
@@ -257,6 +261,7 @@ def test_mlflow_default_format_round_trip(fitted, digits, tmp_path):
         )
     flavor = Model.load(info.model_uri).flavors["sklearn"]
     assert flavor["serialization_format"] == "skops"
+    assert list((tmp_path / "artifacts").rglob("model.skops"))
     loaded = mlflow.sklearn.load_model(info.model_uri)
     np.testing.assert_array_equal(loaded.predict(X), fitted.predict(X))
     np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
