@@ -16,7 +16,7 @@ import pytest
 import sklearn
 from sklearn.base import clone
 from sklearn.datasets import load_digits
-from sklearn.ensemble import AdaBoostClassifier
+from sklearn.ensemble import AdaBoostClassifier, BaggingClassifier
 from sklearn.exceptions import UnsetMetadataPassedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
@@ -133,6 +133,14 @@ def test_adaboost_boosts_lenet5(digits):
     assert np.all(ada.estimator_weights_ > 0)
     assert ada.predict(X).shape == y.shape
     assert ada.score(X, y) > 0.3  # ten classes: chance is 0.1
+
+
+def test_bagging_feature_subsets_become_strips(digits):
+    # Documented in the user guide: pixel subsets are no images any more.
+    X, y = digits
+    bagging = BaggingClassifier(LeNet5Classifier(**FAST), max_features=0.5, n_estimators=2,
+                                random_state=0).fit(X, y)
+    assert [member.image_shape_ for member in bagging.estimators_] == [(1, 1, 32)] * 2
 
 
 # ------------------------------------------------------------ LeNet5Features
