@@ -40,7 +40,7 @@ workdir = Path(tempfile.mkdtemp())
 # for raw pixels) and returns ``label`` and ``probabilities``. The resizing to
 # 28x28 and the input scaling learned from the training data are part of the
 # graph.
-clf.to_onnx(workdir / "lenet5.onnx")
+sklenet.to_onnx(clf, workdir / "lenet5.onnx")
 session = ort.InferenceSession(workdir / "lenet5.onnx", providers=["CPUExecutionProvider"])
 print("inputs: ", [(i.name, i.shape, i.type) for i in session.get_inputs()])
 print("outputs:", [(o.name, o.shape, o.type) for o in session.get_outputs()])
@@ -85,7 +85,7 @@ print("pipeline: max |dp| =", np.abs(proba - pipe.predict_proba(X_test)).max(),
 # weights as safetensors and everything else as JSON; ``sklenet.load`` executes
 # nothing from the file and rejects damaged, tampered or pickle files with
 # :class:`sklenet.ModelFileError`.
-path = clf.save(workdir / "lenet5.sklenet")
+path = sklenet.save(clf, workdir / "lenet5.sklenet")
 restored = sklenet.load(path)
 print("identical predictions after reload:",
       np.array_equal(restored.predict_proba(X_test), clf.predict_proba(X_test)))

@@ -21,7 +21,7 @@ True
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # Public name -> the submodule that defines it.
 _LAZY = {

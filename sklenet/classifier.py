@@ -779,50 +779,6 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
             return
         super().__setstate__(state)
 
-    # ---------------------------------------------------------- deployment
-
-    def to_onnx(self, path=None, **kwargs):
-        """Export the fitted model to ONNX (see :func:`sklenet.export.to_onnx`).
-
-        Parameters
-        ----------
-        path : str, os.PathLike or None, default=None
-            Where to write the ``.onnx`` file; with None nothing is written.
-        **kwargs
-            ``input_layout`` (``"flat"``, ``"nchw"``, ``"nhw"``),
-            ``input_dtype`` (``"float32"``, ``"float64"``, ``"uint8"``),
-            ``input_name``, ``opset``.
-
-        Returns
-        -------
-        model : onnx.ModelProto
-            Input ``input``; outputs ``label`` ``(N,)`` and ``probabilities``
-            ``(N, n_classes)`` float32. Needs ``pip install sklenet[deploy]``.
-        """
-        from .export import to_onnx
-
-        return to_onnx(self, path, **kwargs)
-
-    def save(self, path):
-        """Write the fitted model to a file that is safe to load.
-
-        Weights in safetensors, everything else as JSON; no pickle. Load it with
-        :func:`sklenet.load` (see :mod:`sklenet.persistence`).
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            The file to write.
-
-        Returns
-        -------
-        path : str
-            The path written. Needs ``pip install sklenet[deploy]``.
-        """
-        from .persistence import save
-
-        return save(self, path)
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = False

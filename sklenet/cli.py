@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 
-from . import __version__
+from ._version import __version__
 from ._options import ACTIVATIONS, DEVICES, POOLINGS
 from .study import (BASELINES, DATASETS, DEFAULT_BASELINES, N_CLASSES, RECIPES,
                     DatasetUnavailableError, ProtocolError, check_split)

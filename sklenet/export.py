@@ -252,7 +252,7 @@ def to_onnx(estimator, path=None, *, input_layout="flat", input_dtype="float32",
     Examples
     --------
     >>> import onnxruntime as ort  # doctest: +SKIP
-    >>> clf.to_onnx("lenet5.onnx")  # doctest: +SKIP
+    >>> sklenet.to_onnx(clf, "lenet5.onnx")  # doctest: +SKIP
     >>> session = ort.InferenceSession("lenet5.onnx")  # doctest: +SKIP
     >>> labels, proba = session.run(None, {"input": X.astype("float32")})  # doctest: +SKIP
     """
@@ -307,7 +307,7 @@ def to_onnx(estimator, path=None, *, input_layout="flat", input_dtype="float32",
         ],
         initializer=[_tensor_proto(onnx, name, value) for name, value in g.constants],
     )
-    from . import __version__
+    from ._version import __version__
 
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", opset)],

@@ -343,7 +343,7 @@ def save(estimator, path):
     st = _import_safetensors()
     from sklearn.utils.validation import check_is_fitted
 
-    from . import __version__
+    from ._version import __version__
 
     check_is_fitted(estimator)
     path = os.fspath(path)
@@ -556,7 +556,7 @@ def _check_metadata(path, header):
         raise ModelFileError(
             f"{path!r} is a safetensors file but not an sklenet model file (its metadata "
             f"has no format={FORMAT_NAME!r}); write model files with "
-            f"LeNet5Classifier.save()."
+            f"sklenet.save(estimator, path)."
         )
     if not all(isinstance(v, str) for v in metadata.values()):
         raise ModelFileError(f"{path!r}: metadata values must be strings.")

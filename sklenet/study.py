@@ -729,7 +729,7 @@ def _environment():
     import skorch
     import torch
 
-    from . import __version__
+    from ._version import __version__
 
     return {
         "sklenet": __version__,

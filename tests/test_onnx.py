@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
+import sklenet
 from sklenet import LeNet5Classifier
 
 onnx = pytest.importorskip("onnx")
@@ -40,7 +41,7 @@ def fashion(fashion_dir):
 def test_fashion_mnist_flat_rows(fashion, tmp_path):
     clf, X = fashion
     path = tmp_path / "lenet5.onnx"
-    clf.to_onnx(path)
+    sklenet.to_onnx(clf, path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["input"]
     assert session.get_inputs()[0].shape == ["N", 784]
@@ -59,7 +60,7 @@ def test_fashion_mnist_flat_rows(fashion, tmp_path):
 def test_fashion_mnist_images(fashion, layout, shape):
     clf, X = fashion
     images = X.reshape((-1,) + shape)
-    session = _session(clf.to_onnx(input_layout=layout))
+    session = _session(sklenet.to_onnx(clf, input_layout=layout))
     label, proba = _run(session, images.astype(np.float32))
     assert np.abs(proba - clf.predict_proba(images)).max() <= ATOL
     assert np.array_equal(label, clf.predict(images))
@@ -67,7 +68,7 @@ def test_fashion_mnist_images(fashion, layout, shape):
 
 def test_fashion_mnist_uint8_input(fashion):
     clf, X = fashion
-    session = _session(clf.to_onnx(input_dtype="uint8"))
+    session = _session(sklenet.to_onnx(clf, input_dtype="uint8"))
     label, proba = _run(session, X)  # raw uint8 pixels, no cast
     assert np.abs(proba - clf.predict_proba(X)).max() <= ATOL
     assert np.array_equal(label, clf.predict(X))
@@ -76,7 +77,7 @@ def test_fashion_mnist_uint8_input(fashion):
 @pytest.mark.parametrize("batch_size", [1, 2, 7, 300])
 def test_any_batch_size(fashion, batch_size):
     clf, X = fashion
-    session = _session(clf.to_onnx())
+    session = _session(sklenet.to_onnx(clf))
     X = X[:batch_size]
     label, proba = _run(session, X.astype(np.float32))
     assert proba.shape == (batch_size, 10)
@@ -98,7 +99,7 @@ def test_labels_and_resizing_on_digits(digits, labels):
     elif labels == "one_hot":
         y = np.eye(10, dtype=int)[y]
     clf = LeNet5Classifier(max_epochs=1, random_state=0, device="cpu").fit(X, y)
-    session = _session(clf.to_onnx(input_dtype="float64"))
+    session = _session(sklenet.to_onnx(clf, input_dtype="float64"))
     label, proba = _run(session, X)
     assert np.abs(proba - clf.predict_proba(X)).max() <= ATOL
     if labels == "one_hot":
@@ -115,16 +116,16 @@ def test_color_images(digits):
     clf = LeNet5Classifier(max_epochs=1, random_state=0, device="cpu",
                            activation="relu", pooling="avg").fit(X, y)
     for layout, data in [("nchw", X), ("flat", X.reshape(200, -1))]:
-        label, proba = _run(_session(clf.to_onnx(input_layout=layout)), data)
+        label, proba = _run(_session(sklenet.to_onnx(clf, input_layout=layout)), data)
         assert np.abs(proba - clf.predict_proba(X)).max() <= ATOL
         assert np.array_equal(label, clf.predict(X))
     with pytest.raises(ValueError, match="one-channel"):
-        clf.to_onnx(input_layout="nhw")
+        sklenet.to_onnx(clf, input_layout="nhw")
 
 
 def test_model_is_valid_and_standalone(fashion):
     clf, _ = fashion
-    model = clf.to_onnx()
+    model = sklenet.to_onnx(clf)
     onnx.checker.check_model(model, full_check=True)
     ops = {node.op_type for node in model.graph.node}
     assert ops <= {"Reshape", "Sub", "Mul", "Conv", "Tanh", "Relu", "MaxPool",
@@ -136,13 +137,13 @@ def test_model_is_valid_and_standalone(fashion):
 def test_export_errors(fashion):
     clf, _ = fashion
     with pytest.raises(NotFittedError):
-        LeNet5Classifier().to_onnx()
+        sklenet.to_onnx(LeNet5Classifier())
     with pytest.raises(ValueError, match="input_layout"):
-        clf.to_onnx(input_layout="nhwc")
+        sklenet.to_onnx(clf, input_layout="nhwc")
     with pytest.raises(ValueError, match="input_dtype"):
-        clf.to_onnx(input_dtype="int8")
+        sklenet.to_onnx(clf, input_dtype="int8")
     with pytest.raises(ValueError, match="opset"):
-        clf.to_onnx(opset=11)
+        sklenet.to_onnx(clf, opset=11)
 
 
 # ----------------------------------------------------------------- skl2onnx
@@ -201,7 +202,7 @@ def test_both_exports_end_with_the_same_tail(small):
 
     clf, X = small
     register_skl2onnx_converter()
-    standalone = clf.to_onnx()
+    standalone = sklenet.to_onnx(clf)
     converted = skl2onnx.to_onnx(clf, X[:1], options={LeNet5Classifier: {"zipmap": False}})
     for model in (standalone, converted):
         ops = [node.op_type for node in model.graph.node]
@@ -221,7 +222,6 @@ def test_label_type_follows_the_kind_a_model_file_records(small, tmp_path, label
     pytest.importorskip("safetensors")
     import json
 
-    import sklenet
     from safetensors import safe_open
 
     clf, X = small
@@ -231,7 +231,7 @@ def test_label_type_follows_the_kind_a_model_file_records(small, tmp_path, label
     clf = LeNet5Classifier(max_epochs=1, random_state=0, device="cpu").fit(X_train, y)
     with safe_open(sklenet.save(clf, tmp_path / "m.sklenet"), framework="np") as f:
         kind = json.loads(f.metadata()["config"])["classes_kind"]
-    elem = clf.to_onnx().graph.output[0].type.tensor_type.elem_type
+    elem = sklenet.to_onnx(clf).graph.output[0].type.tensor_type.elem_type
     expected = {"int": onnx.TensorProto.INT64, "str": onnx.TensorProto.STRING,
                 "bool": onnx.TensorProto.BOOL, "float": onnx.TensorProto.DOUBLE}[kind]
     assert kind == labels and elem == expected
@@ -243,4 +243,4 @@ def test_labels_outside_int64_are_refused(digits):
     y = np.array([3, 2 ** 63 + 5], dtype=np.uint64)[y[:200] % 2]
     clf = LeNet5Classifier(max_epochs=1, random_state=0, device="cpu").fit(X[:200], y)
     with pytest.raises(TypeError, match="Cannot export .* 9223372036854775813 is not an int64"):
-        clf.to_onnx()
+        sklenet.to_onnx(clf)

@@ -37,7 +37,7 @@ def fitted(digits):
 @pytest.fixture
 def model_file(fitted, tmp_path):
     path = tmp_path / "model.sklenet"
-    fitted.save(path)
+    sklenet.save(fitted, path)
     return path
 
 
@@ -88,7 +88,7 @@ def test_round_trip_gives_identical_predictions(digits, tmp_path, labels):
     elif labels == "one_hot":
         y = np.eye(10, dtype=int)[y]
     clf = _fit(X, y, max_epochs=1)
-    path = clf.save(tmp_path / "m.sklenet")
+    path = sklenet.save(clf, tmp_path / "m.sklenet")
     loaded = sklenet.load(path)
     assert type(loaded) is LeNet5Classifier
     assert np.array_equal(loaded.predict_proba(X), clf.predict_proba(X))
@@ -108,7 +108,7 @@ def test_round_trip_with_execution_settings(digits, tmp_path, params):
     params = {k: v for k, v in params.items()
               if k in LeNet5Classifier().get_params()}  # settings this version has
     clf = _fit(X[:300], y[:300], max_epochs=1, **params)
-    loaded = sklenet.load(clf.save(tmp_path / "m.sklenet"))
+    loaded = sklenet.load(sklenet.save(clf, tmp_path / "m.sklenet"))
     assert loaded.get_params() == clf.get_params()
     assert np.array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
@@ -131,7 +131,7 @@ def test_round_trip_params_of_every_kind(digits, tmp_path):
     df = pd.DataFrame(X[:300], columns=[f"px{i}" for i in range(64)])
     clf = _fit(df, y[:300], max_epochs=1, optimizer=torch.optim.AdamW, image_shape=(8, 8),
                validation_fraction=None, pooling="avg", lr=float("5e-4"))
-    loaded = sklenet.load(clf.save(tmp_path / "m.sklenet"))
+    loaded = sklenet.load(sklenet.save(clf, tmp_path / "m.sklenet"))
     assert loaded.get_params() == clf.get_params()
     assert loaded.optimizer is torch.optim.AdamW
     assert loaded.image_shape == (8, 8)
@@ -153,7 +153,7 @@ def test_python_object_params_warn_and_are_not_saved(model_file, tmp_path):
     clf = sklenet.load(model_file).set_params(callbacks=[EpochTimer()],
                                               random_state=np.random.RandomState(0))
     with pytest.warns(UserWarning) as record:
-        clf.save(tmp_path / "m.sklenet")
+        sklenet.save(clf, tmp_path / "m.sklenet")
     messages = " ".join(str(w.message) for w in record)
     assert "callbacks=" in messages and "random_state=" in messages
     loaded = sklenet.load(tmp_path / "m.sklenet")
@@ -186,7 +186,7 @@ def test_unfitted_estimator_cannot_be_saved(tmp_path):
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):
-        LeNet5Classifier().save(tmp_path / "m.sklenet")
+        sklenet.save(LeNet5Classifier(), tmp_path / "m.sklenet")
 
 
 # ------------------------------------------------------------- bad files
@@ -491,7 +491,7 @@ def test_brackets_inside_strings_are_not_nesting(digits, tmp_path):
     X, y = digits
     labels = np.array(['[[[[[[[[[[[[[[[[[[[[ "{{{{{{{{{{{{{{{{{{{{ \\', "a"])
     clf = _fit(X[:100], labels[y[:100] % 2], max_epochs=1)
-    loaded = sklenet.load(clf.save(tmp_path / "m.sklenet"))
+    loaded = sklenet.load(sklenet.save(clf, tmp_path / "m.sklenet"))
     assert list(loaded.classes_) == list(clf.classes_)
 
 
@@ -765,7 +765,7 @@ def test_failed_save_leaves_the_previous_file(fitted, tmp_path, monkeypatch, cal
     before = _listing(tmp_path)
     _Fault(monkeypatch, call, exc)
     with pytest.raises(type(exc)) as raised:
-        fitted.save(path)
+        sklenet.save(fitted, path)
     monkeypatch.undo()
     assert _listing(tmp_path) == before  # no temporary file left behind
     if previous:
@@ -780,7 +780,7 @@ def test_failed_save_leaves_the_previous_file(fitted, tmp_path, monkeypatch, cal
 def test_save_errors_name_the_users_path(fitted, tmp_path):
     path = tmp_path / "missing-directory" / "model.sklenet"
     with pytest.raises(FileNotFoundError) as raised:
-        fitted.save(path)
+        sklenet.save(fitted, path)
     assert raised.value.filename == str(path)
     assert not isinstance(raised.value, ValueError)
 
@@ -796,7 +796,7 @@ def test_save_does_not_depend_on_safetensors_writing_files(fitted, tmp_path, mon
     monkeypatch.setattr(safetensors.torch, "save_file", save_file)
     path = tmp_path / "model.sklenet"
     path.write_bytes(b"old")
-    fitted.save(path)
+    sklenet.save(fitted, path)
     assert _listing(tmp_path) == ["model.sklenet"]
     assert sklenet.load(path).n_iter_ == fitted.n_iter_
 
@@ -807,7 +807,7 @@ def test_saved_file_follows_the_umask(fitted, tmp_path, umask, mode):
     # Files were 0600 whatever the umask before.
     old = os.umask(umask)
     try:
-        path = fitted.save(tmp_path / "model.sklenet")
+        path = sklenet.save(fitted, tmp_path / "model.sklenet")
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(path).st_mode) == mode
@@ -818,5 +818,5 @@ def test_save_refuses_a_file_load_would_refuse(fitted, tmp_path, monkeypatch):
     path.write_bytes(b"old")
     monkeypatch.setattr(persistence, "MAX_HEADER_BYTES", 1000)
     with pytest.raises(ValueError, match="MAX_HEADER_BYTES=1000.*history_"):
-        fitted.save(path)
+        sklenet.save(fitted, path)
     assert path.read_bytes() == b"old"
