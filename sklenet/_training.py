@@ -144,6 +144,14 @@ class LeNet5Net(NeuralNetClassifier):
     def on_epoch_end(self, net, **kwargs):
         self.history.record("lr", self.optimizer_.param_groups[0]["lr"])
 
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        X = batch[0]
+        if isinstance(X, dict) and X.get("sample_weight") is not None:
+            # skorch averages the batch losses of an epoch by batch length; a
+            # batch must count by its weight sum for the weighted mean.
+            prefix = "train" if training else "valid"
+            self.history.record_batch(f"{prefix}_batch_size", float(X["sample_weight"].sum()))
+
     def notify(self, method_name, **cb_kwargs):
         try:
             super().notify(method_name, **cb_kwargs)

@@ -399,7 +399,13 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                     valid = (X, y, valid_idx, sample_weight)
             else:
                 train_idx = np.arange(len(X))
-            class_weights = self._class_weights(classes, y[train_idx])
+            if sample_weight is not None:
+                sample_weight = _check_sample_weight(
+                    sample_weight, X, dtype=np.float64, ensure_non_negative=True
+                )
+            class_weights = self._class_weights(
+                classes, y[train_idx], None if sample_weight is None else sample_weight[train_idx]
+            )
             weight = self._weights(sample_weight, X, y, class_weights)
             if validation_data is not None:
                 X_val, y_val, w_val = self._check_validation_data(
@@ -589,11 +595,16 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"Invalid validation_data: {error}") from error
         return X_val, y_val, w_val
 
-    def _class_weights(self, classes, y_train):
-        """Weight of each class (indexed like ``classes_``), or None."""
+    def _class_weights(self, classes, y_train, sample_weight=None):
+        """Weight of each class (indexed like ``classes_``), or None.
+
+        ``"balanced"`` counts samples by their weight, as sklearn's linear models
+        do: a weight of 2 counts as a duplicated row.
+        """
         if self.class_weight is None:
             return None
-        return compute_class_weight(self.class_weight, classes=classes, y=classes[y_train])
+        return compute_class_weight(self.class_weight, classes=classes, y=classes[y_train],
+                                    sample_weight=sample_weight)
 
     @staticmethod
     def _weights(sample_weight, X, y, class_weights):

@@ -1,6 +1,5 @@
 """Sample weights and class weights: the loss they define and how they steer training."""
 
-import inspect
 
 import numpy as np
 import pytest
@@ -130,15 +129,6 @@ def test_class_weight_multiplies_sample_weight(digits):
     assert not np.array_equal(proba[0], proba[2])
 
 
-@pytest.mark.skipif(
-    "sample_weight" not in inspect.signature(compute_class_weight).parameters,
-    reason="compute_class_weight takes sample_weight from scikit-learn 1.7 on",
-)
-@pytest.mark.xfail(strict=True, reason=(
-    "class_weight='balanced' counts rows, not sample weights: a weight of 2 and a "
-    "duplicated row give different class weights (sklearn's LogisticRegression "
-    "passes sample_weight to compute_class_weight)"
-))
 def test_balanced_class_weight_counts_sample_weights(digits):
     X, y = digits[0][:150], digits[1][:150]
     w = np.random.RandomState(0).randint(1, 4, len(y)).astype(float)
@@ -176,10 +166,7 @@ def test_validation_accuracy_is_weighted(digits):
 
 @pytest.mark.parametrize("n_val", [
     200,  # one validation batch
-    pytest.param(500, marks=pytest.mark.xfail(strict=True, reason=(
-        "skorch averages the batch losses by batch length: with validation weights "
-        "over several batches of 256, valid_loss is not the weighted mean"
-    ))),
+    500,  # two batches of different weight sums
 ])
 def test_validation_loss_is_the_weighted_log_loss(digits, n_val):
     X, y = digits
