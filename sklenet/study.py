@@ -29,18 +29,28 @@ LeNet-5 recipes
     1-pixel shifts and horizontal flips, AdamW with weight decay 0.05, lr 2e-3
     with cosine decay, 60 epochs (:func:`strong_recipe`).
 
-The registries below are plain data, and this module imports neither
-PyTorch nor scikit-learn until a function needs them, so that the command
-line can list the choices without paying for those imports.
+The registries (:data:`RECIPES`, :data:`BASELINES`, :data:`DATASETS`) are
+plain data, and this module imports neither PyTorch nor scikit-learn until a
+function needs them, so that the command line can list the choices without
+paying for those imports. They live with the baseline factory in
+``sklenet._recipes``, the data loading in ``sklenet._study_data`` and the
+description of a fitted model in ``sklenet._model_facts``; this module holds
+the protocol and re-exports the public names.
 """
 
 import math
 import time
 import warnings
 from collections import namedtuple
-from pathlib import Path
 
 import numpy as np
+
+from ._model_facts import jsonable, model_notes, n_params, shown_params
+from ._recipes import (BASELINES, DEFAULT_BASELINES, RECIPE_TITLES, RECIPES, make_baseline,
+                       recipe_params, strong_recipe)
+from ._study_data import DATASETS, N_CLASSES, DatasetUnavailableError, load_study_data
+# format_table and write_report lived here before sklenet.report; old imports keep working.
+from .report import _seconds, format_table, write_report
 
 __all__ = [
     "RECIPES",
@@ -60,254 +70,12 @@ __all__ = [
     "format_table",
 ]
 
-#: Named sets of :class:`~sklenet.LeNet5Classifier` parameters.
-RECIPES = {
-    "study": {"activation": "tanh", "pooling": "avg"},
-    "default": {},
-    "strong": {
-        "activation": "relu",
-        "pooling": "max",
-        "random_shift": 1,
-        "horizontal_flip": True,
-        "optimizer": "adamw",
-        "weight_decay": 0.05,
-        "lr_schedule": "cosine",
-        "lr": 2e-3,
-        "max_epochs": 60,
-    },
-}
-
-_RECIPE_TITLES = {
-    "study": "LeNet-5 (study: tanh, avg pooling)",
-    "default": "LeNet-5 (library default)",
-    "strong": "LeNet-5 (strong recipe)",
-}
-
-#: Baseline name -> (description, default cap on training samples or None).
-BASELINES = {
-    "logistic-regression": ("LogisticRegression (100 lbfgs iterations, min-max scaling)", None),
-    "random-forest": ("RandomForestClassifier (100 trees)", None),
-    "mlp": ("MLPClassifier (100 hidden units, min-max scaling)", None),
-    "knn": ("KNeighborsClassifier (k=5, min-max scaling)", None),
-    "svc": ("SVC (RBF kernel, C=10, standard scaling)", 10_000),
-}
-
-#: Baselines run when none are named.
-DEFAULT_BASELINES = ("logistic-regression", "random-forest", "mlp", "knn", "svc")
-
-#: Data sets :func:`load_study_data` knows.
-DATASETS = ("auto", "fashion-mnist", "mnist", "digits")
-
-#: Classes of each data set ("auto" is Fashion-MNIST or its digits fallback),
-#: known before loading so that the command line can check a split up front.
-N_CLASSES = {"auto": 10, "fashion-mnist": 10, "mnist": 10, "digits": 10}
-
 #: Seeds are those numpy's legacy generators (and so scikit-learn) accept.
 _MAX_SEED = 2**32 - 1
 
 
-class DatasetUnavailableError(RuntimeError):
-    """The requested data set could not be loaded (missing or corrupted files, no network)."""
-
-
 class ProtocolError(ValueError):
     """The protocol's parameters do not fit the data (too few images for a split)."""
-
-
-def strong_recipe():
-    """Parameters of the stronger LeNet-5 recipe (still the LeNet-5 network).
-
-    ReLU and max pooling, random shifts of up to 1 pixel and horizontal flips
-    of the training images, AdamW (decoupled weight decay 0.05) at 2e-3 with
-    cosine decay over 60 epochs. It reached 92.0% test accuracy on
-    Fashion-MNIST, against 90.3% for the library default (``docs/results.md``).
-    Horizontal flips suit clothes; drop ``horizontal_flip`` for digits.
-
-    Returns
-    -------
-    params : dict
-        Keyword arguments for :class:`~sklenet.LeNet5Classifier`.
-
-    Examples
-    --------
-    >>> from sklenet import LeNet5Classifier
-    >>> from sklenet.study import strong_recipe
-    >>> clf = LeNet5Classifier(**strong_recipe())
-    >>> clf.activation, clf.random_shift, clf.horizontal_flip
-    ('relu', 1, True)
-    """
-    return recipe_params("strong")
-
-
-def recipe_params(name):
-    """A copy of the :class:`~sklenet.LeNet5Classifier` parameters of a recipe.
-
-    Parameters
-    ----------
-    name : {"study", "default", "strong"}
-        The recipe.
-
-    Returns
-    -------
-    params : dict
-
-    Examples
-    --------
-    >>> from sklenet.study import recipe_params
-    >>> recipe_params("study")
-    {'activation': 'tanh', 'pooling': 'avg'}
-    """
-    if name not in RECIPES:
-        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}; got {name!r}.")
-    return dict(RECIPES[name])
-
-
-def make_baseline(name, random_state=0):
-    """A fresh scikit-learn baseline (a Pipeline with scaling where it needs it).
-
-    Parameters
-    ----------
-    name : {"logistic-regression", "random-forest", "mlp", "knn", "svc"}
-        The baseline.
-    random_state : int, default=0
-        Seed of the estimators that use randomness.
-
-    Returns
-    -------
-    estimator : sklearn estimator
-
-    Examples
-    --------
-    >>> from sklenet.study import make_baseline
-    >>> make_baseline("svc").steps[-1][0]
-    'svc'
-    """
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import MinMaxScaler, StandardScaler
-    from sklearn.svm import SVC
-
-    if name == "logistic-regression":
-        return make_pipeline(MinMaxScaler(), LogisticRegression(max_iter=100))
-    if name == "random-forest":
-        return RandomForestClassifier(n_estimators=100, n_jobs=-1, random_state=random_state)
-    if name == "mlp":
-        return make_pipeline(
-            MinMaxScaler(),
-            MLPClassifier(hidden_layer_sizes=(100,), early_stopping=True,
-                          random_state=random_state),
-        )
-    if name == "knn":
-        return make_pipeline(MinMaxScaler(), KNeighborsClassifier(n_neighbors=5, n_jobs=-1))
-    if name == "svc":
-        return make_pipeline(StandardScaler(), SVC(C=10, random_state=random_state))
-    raise ValueError(f"baseline must be one of {', '.join(BASELINES)}; got {name!r}.")
-
-
-# --------------------------------------------------------------------------- data
-def load_study_data(dataset="auto", *, data_home=None, download=True, log=print):
-    """Load the training and test images of the study.
-
-    Parameters
-    ----------
-    dataset : {"auto", "fashion-mnist", "mnist", "digits"}, default="auto"
-        ``"auto"`` loads Fashion-MNIST when its files can be found (locally,
-        or by a download when ``download=True``) and otherwise falls back to
-        scikit-learn's bundled digits, saying so in one line through ``log``.
-        A file that is there but corrupted is an error, never a reason to
-        fall back. ``"digits"`` (8x8 images, no official test set) is split
-        75/25, stratified, with a fixed seed.
-    data_home : str or path, default=None
-        Directory holding the original IDX files (see
-        :mod:`sklenet.datasets`).
-    download : bool, default=True
-        Whether missing files may be downloaded.
-    log : callable, default=print
-        Receives progress and fallback messages.
-
-    Returns
-    -------
-    data : dict
-        ``name``, ``X_train``, ``y_train``, ``X_test``, ``y_test``,
-        ``target_names``, ``image_shape`` (height, width), ``source``.
-
-    Raises
-    ------
-    DatasetUnavailableError
-        When an explicitly requested data set cannot be loaded, or when a
-        data file is corrupted.
-
-    Examples
-    --------
-    >>> from sklenet.study import load_study_data
-    >>> data = load_study_data("digits")
-    >>> data["X_train"].shape, data["image_shape"]
-    ((1347, 64), (8, 8))
-    """
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}.")
-    if dataset == "digits":
-        return _digits()
-    from . import datasets
-
-    name = "mnist" if dataset == "mnist" else "fashion-mnist"
-    title = "MNIST" if name == "mnist" else "Fashion-MNIST"
-    loader = datasets.fetch_mnist if name == "mnist" else datasets.fetch_fashion_mnist
-    try:
-        with warnings.catch_warnings():
-            # A data_home that does not exist is reported by the error below.
-            warnings.filterwarnings("ignore", message=".*does not exist; looking in")
-            train, test = (loader(subset=subset, data_home=data_home,
-                                  download_if_missing=download, verbose=bool(download))
-                           for subset in ("train", "test"))
-    except FileNotFoundError as exc:  # missing files, or every download failed
-        if dataset != "auto":
-            raise DatasetUnavailableError(f"{title} is not available: {exc}") from exc
-        log(f"{title} is not available ({_first_sentence(exc)}); using scikit-learn's "
-            f"bundled digits (8x8 images) instead. Pass --data-home DIR with the {title} "
-            f"files to run the study on its data set.")
-        return _digits()
-    except (OSError, ValueError) as exc:  # a file is there but corrupted or malformed
-        raise DatasetUnavailableError(f"{title} is not available: {exc}") from exc
-    return {
-        "name": name,
-        "X_train": train.data,
-        "y_train": train.target,
-        "X_test": test.data,
-        "y_test": test.target,
-        "target_names": list(train.target_names),
-        "image_shape": (28, 28),
-        "source": str(Path(train.filenames[0]).parent),
-    }
-
-
-def _first_sentence(exc):
-    text = " ".join(str(exc).split())
-    return text.split(". ")[0].rstrip(".")
-
-
-def _digits():
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    X_train, X_test, y_train, y_test = train_test_split(
-        digits.data.astype(np.float32), digits.target, test_size=0.25,
-        stratify=digits.target, random_state=0,
-    )
-    return {
-        "name": "digits",
-        "X_train": X_train,
-        "y_train": y_train,
-        "X_test": X_test,
-        "y_test": y_test,
-        "target_names": [str(t) for t in digits.target_names],
-        "image_shape": (8, 8),
-        "source": "sklearn.datasets.load_digits (bundled)",
-    }
 
 
 def check_split(n_samples, n_classes, validation_fraction):
@@ -417,7 +185,7 @@ def _contenders(recipes, baselines, lenet_params, caps, random_state, verbose):
     for recipe in recipes:
         params = {**recipe_params(recipe), **lenet_params,
                   "random_state": random_state, "verbose": max(0, min(int(verbose), 2))}
-        yield _Contender(f"lenet5-{recipe}", _RECIPE_TITLES[recipe], "lenet5",
+        yield _Contender(f"lenet5-{recipe}", RECIPE_TITLES[recipe], "lenet5",
                          LeNet5Classifier(**params), None,
                          f"[LeNet-5 / {recipe}] {_describe_params(params)}")
     for name in baselines:
@@ -475,7 +243,7 @@ def _row(contender, split, fit_time, n_train):
         "key": contender.key,
         "name": contender.name,
         "kind": contender.kind,
-        "params": _jsonable(_shown_params(model)),
+        "params": jsonable(shown_params(model)),
         "train_accuracy": train_acc,
         "train_loss": train_loss,
         "valid_accuracy": valid_acc,
@@ -484,88 +252,21 @@ def _row(contender, split, fit_time, n_train):
         "test_loss": test_loss,
         "fit_time": fit_time,
         "predict_time": predict_time,
-        "n_params": _n_params(model),
+        "n_params": n_params(model),
         "n_train": int(n_train),
-        "notes": _model_notes(model),
+        "notes": model_notes(model),
         "confusion_matrix": confusion_matrix(split.y_test, pred,
                                              labels=split.classes).tolist(),
     }
     if hasattr(model, "history_"):  # LeNet-5: the curves per epoch
-        row["history"] = _jsonable(model.history_)
+        row["history"] = jsonable(model.history_)
         row["epochs"] = int(model.n_iter_)
     return row
-
-
-def _final(model):
-    return model.steps[-1][1] if hasattr(model, "steps") else model
-
-
-def _n_params(model):
-    final = _final(model)
-    if hasattr(final, "net_"):  # LeNet-5
-        return int(sum(p.numel() for p in final.net_.module_.parameters()))
-    if hasattr(final, "coefs_"):  # MLP
-        return int(sum(c.size for c in final.coefs_) + sum(b.size for b in final.intercepts_))
-    if hasattr(final, "coef_") and hasattr(final, "intercept_"):  # linear
-        return int(final.coef_.size + np.size(final.intercept_))
-    return None
-
-
-def _model_notes(model):
-    final = _final(model)
-    if hasattr(final, "support_vectors_"):
-        return f"{len(final.support_vectors_)} support vectors"
-    if hasattr(final, "estimators_") and hasattr(final.estimators_[0], "tree_"):
-        nodes = sum(t.tree_.node_count for t in final.estimators_)
-        return f"{len(final.estimators_)} trees, {nodes} nodes"
-    if hasattr(final, "n_samples_fit_"):
-        return f"stores {final.n_samples_fit_} training images"
-    if hasattr(final, "n_iter_") and not hasattr(final, "net_"):
-        return f"{int(np.max(final.n_iter_))} iterations"
-    return None
-
-
-def _shown_params(model):
-    """Preprocessing steps, then the final estimator's parameters that differ from
-    its class defaults (``verbose`` says nothing about the model, so it is left out)."""
-    final = _final(model)
-    params = {}
-    if hasattr(model, "steps"):
-        params["preprocessing"] = [type(step).__name__ for _, step in model.steps[:-1]]
-    defaults = type(final)().get_params(deep=False)
-    params.update(
-        (k, v) for k, v in final.get_params(deep=False).items()
-        if k != "verbose" and (k not in defaults or repr(v) != repr(defaults[k]))
-    )
-    return params
 
 
 def _describe_params(params):
     skip = {"verbose", "random_state"}
     return ", ".join(f"{k}={v}" for k, v in params.items() if k not in skip) or "defaults"
-
-
-def _seconds(seconds):
-    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
-
-
-def _jsonable(value):
-    """``value`` with numpy scalars, tuples, classes and non-finite floats made JSON data."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        value = float(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, type):
-        return f"{value.__module__}.{value.__qualname__}"
-    return repr(value)
 
 
 def _check_choices(values, known, what):
@@ -664,11 +365,7 @@ def run_study(
     say = (log or _silent) if verbose else _silent
     recipes = _check_choices(recipes, RECIPES, "recipes")
     baselines = _check_choices(baselines, BASELINES, "baselines")
-    if not 0 < validation_fraction < 1:
-        raise ValueError(f"validation_fraction must be in (0, 1); got {validation_fraction!r}.")
-    if not (isinstance(random_state, (int, np.integer)) and 0 <= random_state <= _MAX_SEED):
-        raise ValueError(f"random_state must be an integer in [0, 2**32 - 1]; "
-                         f"got {random_state!r}.")
+    _check_protocol(validation_fraction, random_state)
     caps = {name: cap for name, (_, cap) in BASELINES.items()}
     caps.update(baseline_max_train_samples or {})
 
@@ -685,24 +382,11 @@ def run_study(
                                  random_state, verbose):
         fit_time, n_train = _fit(contender, split, random_state, say)
         rows.append(_row(contender, split, fit_time, n_train))
-        loss = "" if rows[-1]["test_loss"] is None else f", test loss {rows[-1]['test_loss']:.3f}"
-        say(f"  {contender.name}: test accuracy {rows[-1]['test_accuracy']:.4f}{loss} "
-            f"(validation {rows[-1]['valid_accuracy']:.4f}, fit {_seconds(fit_time)}, "
-            f"predict {_seconds(rows[-1]['predict_time'])})")
+        say(_result_line(rows[-1]))
 
-    target_names = data["target_names"]
     return {
-        "dataset": {
-            "name": data["name"],
-            "source": data["source"],
-            "n_train": int(len(split.y_train)),
-            "n_valid": int(len(split.y_valid)),
-            "n_test": int(len(split.y_test)),
-            "n_train_eval": int(len(split.y_eval)),
-            "image_shape": list(data["image_shape"]),
-            "classes": [str(target_names[int(c)]) for c in split.classes],
-        },
-        "protocol": _jsonable({
+        "dataset": _dataset_facts(data, split),
+        "protocol": jsonable({
             "validation_fraction": validation_fraction,
             "max_train_samples": max_train_samples,
             "max_test_samples": max_test_samples,
@@ -715,6 +399,37 @@ def run_study(
         "models": rows,
         "environment": _environment(),
         "total_time": time.perf_counter() - started,
+    }
+
+
+def _check_protocol(validation_fraction, random_state):
+    if not 0 < validation_fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1); got {validation_fraction!r}.")
+    if not (isinstance(random_state, (int, np.integer)) and 0 <= random_state <= _MAX_SEED):
+        raise ValueError(f"random_state must be an integer in [0, 2**32 - 1]; "
+                         f"got {random_state!r}.")
+
+
+def _result_line(row):
+    """The progress line of a finished row."""
+    loss = "" if row["test_loss"] is None else f", test loss {row['test_loss']:.3f}"
+    return (f"  {row['name']}: test accuracy {row['test_accuracy']:.4f}{loss} "
+            f"(validation {row['valid_accuracy']:.4f}, fit {_seconds(row['fit_time'])}, "
+            f"predict {_seconds(row['predict_time'])})")
+
+
+def _dataset_facts(data, split):
+    """The ``dataset`` entry of the results: the data set's name and the split's sizes."""
+    target_names = data["target_names"]
+    return {
+        "name": data["name"],
+        "source": data["source"],
+        "n_train": int(len(split.y_train)),
+        "n_valid": int(len(split.y_valid)),
+        "n_test": int(len(split.y_test)),
+        "n_train_eval": int(len(split.y_eval)),
+        "image_shape": list(data["image_shape"]),
+        "classes": [str(target_names[int(c)]) for c in split.classes],
     }
 
 
@@ -742,11 +457,3 @@ def _environment():
         "torch_threads": torch.get_num_threads(),
     }
 
-
-def __getattr__(name):
-    # The report functions lived here before sklenet.report; old imports keep working.
-    if name in ("write_report", "format_table"):
-        from . import report
-
-        return getattr(report, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

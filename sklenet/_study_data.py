@@ -1,0 +1,138 @@
+"""The study's data: Fashion-MNIST, MNIST or scikit-learn's digits, as plain arrays.
+
+:func:`load_study_data` puts the fetchers of :mod:`sklenet.datasets` and
+scikit-learn's bundled digits behind one name, and says in terms of the
+study (and its command line) why a data set is not there. The public names
+are re-exported by :mod:`sklenet.study`, where they are documented.
+"""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DATASETS", "N_CLASSES", "DatasetUnavailableError", "load_study_data"]
+
+#: Data sets :func:`load_study_data` knows.
+DATASETS = ("auto", "fashion-mnist", "mnist", "digits")
+
+#: Classes of each data set ("auto" is Fashion-MNIST or its digits fallback),
+#: known before loading so that the command line can check a split up front.
+N_CLASSES = {"auto": 10, "fashion-mnist": 10, "mnist": 10, "digits": 10}
+
+_TITLES = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST"}
+
+
+class DatasetUnavailableError(RuntimeError):
+    """The requested data set could not be loaded (missing or corrupted files, no network)."""
+
+
+# Tracebacks and the documentation name the class where users import it from.
+DatasetUnavailableError.__module__ = "sklenet.study"
+
+
+def load_study_data(dataset="auto", *, data_home=None, download=True, log=print):
+    """Load the training and test images of the study.
+
+    Parameters
+    ----------
+    dataset : {"auto", "fashion-mnist", "mnist", "digits"}, default="auto"
+        ``"auto"`` loads Fashion-MNIST when its files can be found (locally,
+        or by a download when ``download=True``) and otherwise falls back to
+        scikit-learn's bundled digits, saying so in one line through ``log``.
+        A file that is there but corrupted is an error, never a reason to
+        fall back. ``"digits"`` (8x8 images, no official test set) is split
+        75/25, stratified, with a fixed seed.
+    data_home : str or path, default=None
+        Directory holding the original IDX files (see
+        :mod:`sklenet.datasets`).
+    download : bool, default=True
+        Whether missing files may be downloaded.
+    log : callable, default=print
+        Receives progress and fallback messages.
+
+    Returns
+    -------
+    data : dict
+        ``name``, ``X_train``, ``y_train``, ``X_test``, ``y_test``,
+        ``target_names``, ``image_shape`` (height, width), ``source``.
+
+    Raises
+    ------
+    DatasetUnavailableError
+        When an explicitly requested data set cannot be loaded, or when a
+        data file is corrupted.
+
+    Examples
+    --------
+    >>> from sklenet.study import load_study_data
+    >>> data = load_study_data("digits")
+    >>> data["X_train"].shape, data["image_shape"]
+    ((1347, 64), (8, 8))
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}.")
+    if dataset == "digits":
+        return _digits()
+    name = "mnist" if dataset == "mnist" else "fashion-mnist"
+    title = _TITLES[name]
+    try:
+        train, test = _fetch_idx(name, data_home, download)
+    except FileNotFoundError as exc:  # missing files, or every download failed
+        if dataset != "auto":
+            raise DatasetUnavailableError(f"{title} is not available: {exc}") from exc
+        log(f"{title} is not available ({_first_sentence(exc)}); using scikit-learn's "
+            f"bundled digits (8x8 images) instead. Pass --data-home DIR with the {title} "
+            f"files to run the study on its data set.")
+        return _digits()
+    except (OSError, ValueError) as exc:  # a file is there but corrupted or malformed
+        raise DatasetUnavailableError(f"{title} is not available: {exc}") from exc
+    return {
+        "name": name,
+        "X_train": train.data,
+        "y_train": train.target,
+        "X_test": test.data,
+        "y_test": test.target,
+        "target_names": list(train.target_names),
+        "image_shape": (28, 28),
+        "source": str(Path(train.filenames[0]).parent),
+    }
+
+
+def _fetch_idx(name, data_home, download):
+    """The training and the test Bunch of ``"fashion-mnist"`` or ``"mnist"``."""
+    from . import datasets
+
+    fetch = datasets.fetch_mnist if name == "mnist" else datasets.fetch_fashion_mnist
+    with warnings.catch_warnings():
+        # A data_home that does not exist is reported by the caller's error.
+        warnings.filterwarnings("ignore", message=".*does not exist; looking in")
+        return tuple(fetch(subset=subset, data_home=data_home, download_if_missing=download,
+                           verbose=bool(download))
+                     for subset in ("train", "test"))
+
+
+def _first_sentence(exc):
+    text = " ".join(str(exc).split())
+    return text.split(". ")[0].rstrip(".")
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    X_train, X_test, y_train, y_test = train_test_split(
+        digits.data.astype(np.float32), digits.target, test_size=0.25,
+        stratify=digits.target, random_state=0,
+    )
+    return {
+        "name": "digits",
+        "X_train": X_train,
+        "y_train": y_train,
+        "X_test": X_test,
+        "y_test": y_test,
+        "target_names": [str(t) for t in digits.target_names],
+        "image_shape": (8, 8),
+        "source": "sklearn.datasets.load_digits (bundled)",
+    }
