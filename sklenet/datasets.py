@@ -5,23 +5,16 @@ Both data sets come as four gzip-compressed IDX files (``train-images-idx3-ubyte
 looked for in ``data_home`` (else ``$SKLENET_DATA_HOME``), in its ``fashion-mnist`` or
 ``mnist`` subdirectory, then in the cache under scikit-learn's data home, and otherwise
 downloaded into that cache. Every file is checked against its official size and md5 before
-use; the cache only ever receives complete, verified files.
+use; the cache only ever receives complete, verified files. This module describes the data
+sets and reads their files; ``sklenet._download`` finds and downloads them (with timeouts,
+mirror failover and size caps).
 """
 
 import gzip
-import hashlib
-import http.client
 import io
 import math
 import os
 import struct
-import sys
-import tempfile
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-import warnings
 import zlib
 from dataclasses import dataclass
 from importlib import resources
@@ -32,17 +25,19 @@ import numpy as np
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+# The downloader's settings stay readable here, beside the fetchers that document them.
+from ._download import (
+    DATA_HOME_ENV,  # noqa: F401
+    DOWNLOAD_TIMEOUT,  # noqa: F401
+    DOWNLOAD_TIMEOUT_ENV,  # noqa: F401
+    READ_TIMEOUT,  # noqa: F401
+    DatasetNotFoundError,
+    fetch_files,
+)
+
 __all__ = ["fetch_fashion_mnist", "fetch_mnist", "read_idx", "DatasetNotFoundError",
            "FASHION_MNIST_CLASSES", "MNIST_CLASSES"]
 
-#: Environment variable naming a directory that holds the original IDX files.
-DATA_HOME_ENV = "SKLENET_DATA_HOME"
-#: Environment variable overriding :data:`DOWNLOAD_TIMEOUT` (in seconds).
-DOWNLOAD_TIMEOUT_ENV = "SKLENET_DOWNLOAD_TIMEOUT"
-#: Seconds allowed for downloading one file from one mirror, start to finish.
-DOWNLOAD_TIMEOUT = 600.0
-#: Seconds a mirror may take to answer, or to send the next bytes.
-READ_TIMEOUT = 30.0
 #: Largest IDX payload :func:`read_idx` accepts by default (1 GiB).
 IDX_MAX_BYTES = 1 << 30
 
@@ -54,7 +49,6 @@ FASHION_MNIST_CLASSES = (
 #: Class names of MNIST, indexed by label.
 MNIST_CLASSES = tuple(str(i) for i in range(10))
 
-_CHUNK = 1 << 20
 _SPLITS = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
@@ -102,26 +96,6 @@ _MNIST = _Spec(
     ),
     MNIST_CLASSES, "mnist.rst",
 )
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """The files of a data set are neither on disk nor downloadable.
-
-    Raised when a file is missing locally and ``download_if_missing=False``,
-    or when every mirror failed to deliver it. The message says which files
-    are missing, where they were looked for, why each download failed and how
-    to supply them. It means "not available", so a caller may fall back to
-    another data set; a corrupted file raises a plain :class:`OSError` that
-    names it instead.
-    """
-
-
-class _MirrorFailed(Exception):
-    """A mirror did not deliver a file; ``retry`` says whether trying again may help."""
-
-    def __init__(self, reason, retry=False):
-        super().__init__(reason)
-        self.retry = retry
 
 
 # IDX parsing
@@ -241,243 +215,11 @@ def _read_images_labels(images_path, labels_path):
     return images, read_idx(labels_path, name=Path(labels_path).name).astype(np.int64)
 
 
-# Finding, verifying and downloading files
-def _md5(path):
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _places(spec, data_home):
-    """The directories to search, in order, each with whether it is our cache."""
-    origin = "data_home"
-    if data_home is None:
-        data_home, origin = os.environ.get(DATA_HOME_ENV, "").strip() or None, DATA_HOME_ENV
-    places = []
-    if data_home is not None:
-        root = Path(data_home).expanduser()
-        if not root.is_dir():
-            warnings.warn(f"{origin} directory {str(root)!r} does not exist; looking in "
-                          "the scikit-learn data home cache instead.", UserWarning,
-                          stacklevel=6)  # the caller of fetch_*, past validate_params
-        places = [(root, False), (root / spec.dirname, False)]
-    # sklearn's get_data_home() would create the folder: looking must change nothing.
-    sklearn_home = os.environ.get("SCIKIT_LEARN_DATA", os.path.join("~", "scikit_learn_data"))
-    return places + [(Path(sklearn_home).expanduser() / spec.dirname, True)]
-
-
-def _find(spec, fname, places, download_if_missing, verbose):
-    """The verified local copy of ``fname``, or None if it must be downloaded."""
-    expected = spec.files[fname][0]
-    for directory, is_cache in places:
-        path = directory / fname
-        if not path.is_file():
-            continue
-        actual = _md5(path)
-        if actual == expected:
-            return path
-        if is_cache and download_if_missing:
-            _log(verbose, f"{path} is corrupted (md5 {actual}); downloading it again.")
-            return None
-        fix = ("Delete it, or pass download_if_missing=True to download it again"
-               if is_cache else "Replace it with the original file, or remove it")
-        raise OSError(f"{path} is corrupted or not the official {spec.name} file: its md5 "
-                      f"is {actual}, expected {expected}. {fix}.")
-    return None
-
-
-def _log(verbose, msg):
-    if verbose:
-        print(msg, file=sys.stderr, flush=True)
-
-
-def _how_to_supply(filenames):
-    return (f"To supply them, put the original files ({', '.join(filenames)}) in a "
-            f"directory and pass it as data_home (--data-home on the command line), or set "
-            f"{DATA_HOME_ENV} to it.")
-
-
-def _fetch_files(spec, filenames, data_home, download_if_missing, download_args):
-    """Return a dict file name -> verified local path."""
-    places = _places(spec, data_home)
-    verbose = download_args["verbose"]
-    found = {f: _find(spec, f, places, download_if_missing, verbose) for f in filenames}
-    missing = [f for f, path in found.items() if path is None]
-    if missing and not download_if_missing:
-        raise DatasetNotFoundError(
-            f"{', '.join(missing)} of {spec.name} not found in "
-            f"{', '.join(str(d) for d, _ in places)}, and download_if_missing=False. "
-            + _how_to_supply(filenames))
-    if missing:
-        found.update(_download_all(spec, missing, places[-1][0], **download_args))
-    return found
-
-
-def _download_all(spec, filenames, cache, *, mirrors, n_retries, delay, timeout, verbose):
-    """Download ``filenames`` into ``cache``: all of them, or nothing at all."""
-    timeout = _download_timeout(timeout)
-    created = [d for d in (cache, *cache.parents) if not d.exists()]
-    cache.mkdir(parents=True, exist_ok=True)
-    parts, done = {}, False
-    try:
-        for fname in filenames:
-            parts[fname] = _download_one(spec, fname, cache, mirrors or spec.mirrors,
-                                         n_retries, delay, timeout, verbose)
-        for fname, part in parts.items():
-            os.replace(part, cache / fname)
-        done = True
-    finally:
-        if not done:
-            for part in parts.values():
-                _discard(part)
-            for d in created:  # deepest first; never a folder someone filled meanwhile
-                try:
-                    d.rmdir()
-                except OSError:
-                    break
-    return {f: cache / f for f in filenames}
-
-
-def _download_timeout(timeout):
-    if timeout is not None:
-        return float(timeout)
-    value = os.environ.get(DOWNLOAD_TIMEOUT_ENV, "").strip()
-    try:
-        seconds = float(value) if value else DOWNLOAD_TIMEOUT
-    except ValueError:
-        seconds = math.nan
-    if not seconds > 0:
-        raise ValueError(f"{DOWNLOAD_TIMEOUT_ENV} must be a positive number of seconds, "
-                         f"got {value!r}.")
-    return seconds
-
-
-def _download_one(spec, fname, cache, mirrors, n_retries, delay, timeout, verbose):
-    """Try each mirror (each up to ``1 + n_retries`` times); return a verified part file."""
-    md5, size = spec.files[fname]
-    failures = []
-    for base in mirrors:
-        url = urllib.parse.urljoin(base if base.endswith("/") else base + "/", fname)
-        for attempt in range(n_retries + 1):
-            if attempt:
-                time.sleep(delay)
-            _log(verbose, f"Downloading {url}" + (f" (retry {attempt})" if attempt else ""))
-            try:
-                return _download(url, cache, md5=md5, size=size, timeout=timeout,
-                                 verbose=verbose)
-            except _MirrorFailed as exc:
-                reason, retry = str(exc), exc.retry
-            _log(verbose, f"  failed: {reason}")
-            if not retry:
-                break
-        failures.append(f"{url}: {reason}")
-    raise DatasetNotFoundError(
-        f"{fname} of {spec.name} could not be downloaded from any mirror "
-        f"({'; '.join(failures)}). " + _how_to_supply(sorted(spec.files)))
-
-
-def _download(url, directory, *, md5, size, timeout, verbose):
-    """Download ``url`` into a new hidden file in ``directory``; return its path.
-
-    The file is returned only complete and verified, and is removed on any
-    error. Whatever the mirror or the network does wrong raises
-    :class:`_MirrorFailed`; an error writing the file propagates as it is.
-    """
-    name = url.rsplit("/", 1)[-1]
-    fd, part = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
-    done = False
-    try:
-        with os.fdopen(fd, "wb") as out:
-            n, digest = _stream(url, out, size=size, timeout=timeout, verbose=verbose)
-            out.flush()
-            os.fsync(out.fileno())
-        if n < size:
-            raise _MirrorFailed(f"incomplete download ({n} of {size} bytes)", retry=True)
-        if digest != md5:
-            raise _MirrorFailed(f"md5 mismatch: got {digest}, expected {md5}")
-        done = True
-        return Path(part)
-    finally:
-        if not done:
-            _discard(part)
-
-
-def _stream(url, out, *, size, timeout, verbose):
-    """Copy at most ``size`` bytes of ``url`` into ``out`` within ``timeout`` seconds.
-
-    Returns the number of bytes and their md5.
-    """
-    from tqdm import tqdm
-
-    deadline = time.monotonic() + timeout
-    too_slow = (f"too slow: {{}} of {size} bytes after {timeout:g} s (raise the timeout "
-                f"parameter or {DOWNLOAD_TIMEOUT_ENV})")
-    h, n = hashlib.md5(usedforsecurity=False), 0
-    request = urllib.request.Request(url, headers={"User-Agent": "sklenet (urllib)"})
-    try:
-        resp = urllib.request.urlopen(request, timeout=min(READ_TIMEOUT, timeout))
-    except (OSError, http.client.HTTPException) as exc:
-        raise _network_failure(exc) from None
-    with resp, tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
-                    desc=url.rsplit("/", 1)[-1], disable=not verbose, file=sys.stderr) as bar:
-        announced = resp.headers.get("Content-Length", "")
-        if announced.isdigit() and int(announced) != size:
-            raise _MirrorFailed(f"announces {announced} bytes, the official file has {size}")
-        while True:
-            try:  # read1 returns what has arrived: a trickle cannot outlast the deadline
-                chunk = resp.read1(min(_CHUNK, size + 1 - n))
-            except (OSError, http.client.HTTPException) as exc:
-                if time.monotonic() > deadline:
-                    raise _MirrorFailed(too_slow.format(n)) from None
-                raise _network_failure(exc) from None
-            if not chunk:
-                return n, h.hexdigest()
-            n += len(chunk)
-            if n > size:
-                raise _MirrorFailed(f"sent more than the {size} bytes of the official file; "
-                                    "stopped reading")
-            out.write(chunk)
-            h.update(chunk)
-            bar.update(len(chunk))
-            if time.monotonic() > deadline and n < size:
-                raise _MirrorFailed(too_slow.format(n))
-
-
-def _network_failure(exc):
-    if isinstance(exc, urllib.error.HTTPError):  # a 404 stays a 404; a 5xx may pass
-        return _MirrorFailed(f"HTTP error {exc.code}: {exc.reason}", retry=exc.code >= 500)
-    if isinstance(exc, urllib.error.URLError):
-        return _MirrorFailed(f"cannot connect: {exc.reason}", retry=True)
-    return _MirrorFailed(f"{type(exc).__name__}: {exc}", retry=True)  # timeouts, resets
-
-
-def _discard(path):
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
 # Public fetchers
-def _check_mirrors(mirrors):
-    for m in mirrors:
-        if not isinstance(m, str) or urllib.parse.urlsplit(m).scheme not in (
-                "http", "https", "ftp", "file"):
-            raise ValueError(f"The 'mirrors' parameter must hold http(s)://, ftp:// or "
-                             f"file:// base URLs, got {m!r}.")
-    if not mirrors:
-        raise ValueError("The 'mirrors' parameter must hold at least one base URL, or be "
-                         "None for the official mirrors.")
-
-
 def _fetch(spec, subset, data_home, download_if_missing, return_X_y, **download_args):
-    if download_args["mirrors"] is not None:
-        _check_mirrors(download_args["mirrors"])
     splits = ["train", "test"] if subset == "all" else [subset]
     filenames = [f for s in splits for f in _SPLITS[s]]
-    paths = _fetch_files(spec, filenames, data_home, download_if_missing, download_args)
+    paths = fetch_files(spec, filenames, data_home, download_if_missing, download_args)
     pairs = [_read_images_labels(*(paths[f] for f in _SPLITS[s])) for s in splits]
     images = np.concatenate([p[0] for p in pairs]) if len(pairs) > 1 else pairs[0][0]
     target = np.concatenate([p[1] for p in pairs]) if len(pairs) > 1 else pairs[0][1]

@@ -46,9 +46,17 @@ from collections import namedtuple
 import numpy as np
 
 from ._model_facts import jsonable, model_notes, n_params, shown_params
-from ._recipes import (BASELINES, DEFAULT_BASELINES, RECIPE_TITLES, RECIPES, make_baseline,
-                       recipe_params, strong_recipe)
+from ._recipes import (
+    BASELINES,
+    DEFAULT_BASELINES,
+    RECIPE_TITLES,
+    RECIPES,
+    make_baseline,
+    recipe_params,
+    strong_recipe,
+)
 from ._study_data import DATASETS, N_CLASSES, DatasetUnavailableError, load_study_data
+
 # format_table and write_report lived here before sklenet.report; old imports keep working.
 from .report import _seconds, format_table, write_report
 

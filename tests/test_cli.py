@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sklenet import cli, datasets
+from sklenet import _download, cli, datasets
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -27,7 +27,7 @@ def _offline(monkeypatch, tmp_path_factory):
     def no_network(url, *args, **kwargs):
         raise AssertionError(f"the tests must not download anything ({url})")
 
-    monkeypatch.setattr(datasets, "_download", no_network)
+    monkeypatch.setattr(_download, "_download_verified", no_network)
     monkeypatch.setenv(cli.OFFLINE_ENV, "1")
     monkeypatch.delenv(datasets.DATA_HOME_ENV, raising=False)
     monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path_factory.mktemp("sklearn_data")))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sklenet import datasets
+from sklenet import _download, datasets
 from sklenet.datasets import DatasetNotFoundError, fetch_fashion_mnist, fetch_mnist, read_idx
 
 TRAIN_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
@@ -38,7 +38,7 @@ def _isolated_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "sklearn_data"))
     monkeypatch.setenv("no_proxy", "*")
     monkeypatch.setenv("NO_PROXY", "*")
-    monkeypatch.setattr(datasets, "READ_TIMEOUT", 5)
+    monkeypatch.setattr(_download, "READ_TIMEOUT", 5)
 
 
 def _cache(tmp_path, name="fashion-mnist"):
@@ -127,7 +127,7 @@ def test_sizes_and_checksums_of_the_real_files_are_the_official_ones(fashion_dir
     for directory, spec in ((fashion_dir, FASHION), (mnist_dir, datasets._MNIST)):
         for fname, (md5, size) in spec.files.items():
             assert (directory / fname).stat().st_size == size
-            assert datasets._md5(directory / fname) == md5
+            assert _download._md5(directory / fname) == md5
 
 
 def test_official_mirrors_are_https_first():
@@ -332,7 +332,7 @@ def _assert_cache_holds(cache, files):
     # Only the verified files: no leftover temporary files.
     assert sorted(p.name for p in cache.iterdir()) == sorted(files)
     for f in files:
-        assert datasets._md5(cache / f) == FASHION.files[f][0]
+        assert _download._md5(cache / f) == FASHION.files[f][0]
 
 
 def test_download_falls_back_to_next_mirror(server, tmp_path, fashion_test):
@@ -469,14 +469,14 @@ def test_failure_mid_call_leaves_the_cache_as_it_was(server, tmp_path, monkeypat
     cache = _cache(tmp_path)
     cache.mkdir(parents=True)
     (cache / "unrelated.txt").write_text("kept")
-    real_download = datasets._download
+    real_download = _download._download_verified
 
     def interrupted(url, *args, **kwargs):
         if url.endswith(TEST_FILES[1]):
             raise KeyboardInterrupt
         return real_download(url, *args, **kwargs)
 
-    monkeypatch.setattr(datasets, "_download", interrupted)
+    monkeypatch.setattr(_download, "_download_verified", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _fetch(mirrors=[server.url("good")])
     assert [p.name for p in cache.iterdir()] == ["unrelated.txt"]
