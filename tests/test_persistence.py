@@ -16,8 +16,7 @@ import pytest
 import torch
 
 import sklenet
-from sklenet import LeNet5Classifier, ModelFileError
-from sklenet import persistence
+from sklenet import LeNet5Classifier, ModelFileError, _model_file, persistence
 from sklenet.persistence import MAX_JSON_DEPTH
 
 pytest.importorskip("safetensors")
@@ -62,7 +61,7 @@ def _write(path, header, data, rehash=False):
     """Write a safetensors file; ``rehash`` recomputes the digest as a forger would."""
     if rehash:
         metadata = header["__metadata__"]
-        metadata["sha256"] = persistence._digest(_arrays(header, data), metadata)
+        metadata["sha256"] = _model_file.digest(_arrays(header, data), metadata)
     raw = json.dumps(header).encode()
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(raw)) + raw + data)
@@ -335,7 +334,7 @@ def test_wrong_tensor_shapes(model_file):
     arrays = {k: v.copy() for k, v in _arrays(header, data).items()}
     arrays["lenet5.c3.weight"] = np.zeros((16, 6, 3, 3), np.float32)  # 3x3, not 5x5
     metadata = dict(header["__metadata__"])
-    metadata["sha256"] = persistence._digest(arrays, metadata)
+    metadata["sha256"] = _model_file.digest(arrays, metadata)
     save_file(arrays, model_file, metadata=metadata)
     match = r"lenet5.c3.weight.* has shape \(16, 6, 3, 3\).*needs \(16, 6, 5, 5\)"
     with pytest.raises(ModelFileError, match=match):
@@ -350,7 +349,7 @@ def test_output_layer_must_match_the_classes(model_file):
     arrays["lenet5.output.weight"] = np.zeros((3, 84), np.float32)  # 3 classes, not 10
     arrays["lenet5.output.bias"] = np.zeros(3, np.float32)
     metadata = dict(header["__metadata__"])
-    metadata["sha256"] = persistence._digest(arrays, metadata)
+    metadata["sha256"] = _model_file.digest(arrays, metadata)
     save_file(arrays, model_file, metadata=metadata)
     match = r"declares 10 classes, but its tensor 'lenet5.output.weight' has shape \(3, 84\)"
     with pytest.raises(ModelFileError, match=match):
@@ -364,7 +363,7 @@ def test_missing_tensor(model_file):
     arrays = _arrays(header, data)
     del arrays["lenet5.c1.bias"]
     metadata = dict(header["__metadata__"])
-    metadata["sha256"] = persistence._digest(arrays, metadata)
+    metadata["sha256"] = _model_file.digest(arrays, metadata)
     save_file(arrays, model_file, metadata=metadata)
     with pytest.raises(ModelFileError, match=r"missing \['lenet5.c1.bias'\]"):
         sklenet.load(model_file)
@@ -600,7 +599,7 @@ def test_fuzzed_headers_give_only_model_file_errors(model_file, tmp_path):
     for name, forged, rehash in _header_mutations(header):
         if rehash:
             try:
-                forged["__metadata__"]["sha256"] = persistence._digest(
+                forged["__metadata__"]["sha256"] = _model_file.digest(
                     _arrays(forged, data), forged["__metadata__"])
             except Exception:  # the forgery breaks the forger's own tools: no matter
                 pass
