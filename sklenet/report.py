@@ -131,6 +131,16 @@ def format_table(results, markdown=False):
     Returns
     -------
     table : str
+
+    Examples
+    --------
+    >>> from sklenet.report import format_table
+    >>> from sklenet.study import run_study
+    >>> results = run_study("digits", recipes=[], baselines=["knn"], verbose=0)
+    >>> print(format_table(results))  # doctest: +NORMALIZE_WHITESPACE
+    model ... fit on
+    ------...
+    KNeighborsClassifier (k=5, min-max scaling) ... 1077
     """
     rows = _table_rows(results)
     if markdown:
@@ -160,6 +170,14 @@ def render_markdown(results):
     Returns
     -------
     text : str
+
+    Examples
+    --------
+    >>> from sklenet.report import render_markdown
+    >>> from sklenet.study import run_study
+    >>> results = run_study("digits", recipes=[], baselines=["knn"], verbose=0)
+    >>> print(render_markdown(results).splitlines()[0])
+    # LeNet-5 and scikit-learn baselines on digits
     """
     d = results["dataset"]
     p = results["protocol"]
@@ -223,6 +241,17 @@ def write_report(results, out, *, data=None, figures=True):
     -------
     results : dict
         A copy of ``results`` with ``figures``: figure name -> file name.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklenet.report import write_report
+    >>> from sklenet.study import run_study
+    >>> results = run_study("digits", recipes=[], baselines=["knn"], verbose=0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     written = write_report(results, tmp, figures=False)
+    ...     sorted(os.listdir(tmp))
+    ['results.json', 'results.md']
     """
     out_dir = prepare_output_dir(out)
     out_dir.mkdir(parents=True, exist_ok=True)
