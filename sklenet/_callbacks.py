@@ -1,8 +1,34 @@
 """skorch callbacks used by :class:`sklenet.LeNet5Classifier`."""
 
+import math
+
+import torch
 from skorch.callbacks import Callback
 
-__all__ = ["BatchAccuracy"]
+__all__ = ["BatchAccuracy", "LRSchedule", "WeightAverage", "onecycle_lr"]
+
+#: Fraction of the steps of ``lr_schedule="onecycle"`` spent warming up.
+ONECYCLE_WARMUP = 0.15
+#: The warm-up starts at ``lr / ONECYCLE_START_DIV``.
+ONECYCLE_START_DIV = 25.0
+
+
+def onecycle_lr(step, total_steps, lr, warmup=ONECYCLE_WARMUP):
+    """Learning rate of step ``step`` (0-based) of ``total_steps``.
+
+    A linear warm-up from ``lr / 25`` to ``lr`` over the first ``warmup``
+    fraction of the steps, then a cosine decay that reaches 0 at the last step.
+
+    >>> [round(onecycle_lr(t, 10, 1.0, warmup=0.2), 3) for t in range(10)]
+    [0.52, 1.0, 0.962, 0.854, 0.691, 0.5, 0.309, 0.146, 0.038, 0.0]
+    """
+    n_warm = int(round(warmup * total_steps))
+    if step < n_warm:
+        start = lr / ONECYCLE_START_DIV
+        return start + (lr - start) * (step + 1) / n_warm
+    span = max(total_steps - n_warm, 1)
+    t = min(step - n_warm + 1, span) / span
+    return 0.5 * lr * (1.0 + math.cos(math.pi * t))
 
 
 class BatchAccuracy(Callback):
@@ -35,3 +61,86 @@ class BatchAccuracy(Callback):
         for training, key in ((True, "train_acc"), (False, "valid_acc")):
             if self.seen_[training]:
                 net.history.record(key, self.correct_[training] / self.seen_[training])
+
+
+class LRSchedule(Callback):
+    """Set the learning rate of one training call.
+
+    The schedule runs over the epochs of the call it was built for, starting
+    from the net's ``lr``, whatever the history holds from earlier calls.
+    (skorch's ``LRScheduler`` derives the position from the history length
+    instead, which resumes a finished cosine at lr 0 on the next call.)
+
+    Parameters
+    ----------
+    policy : {"onecycle", "cosine"}
+        ``"onecycle"``: :func:`onecycle_lr`, set before every training batch.
+        ``"cosine"``: ``lr * (1 + cos(pi * e / n_epochs)) / 2`` in epoch ``e``.
+    n_epochs : int
+        Epochs of the training call.
+    steps_per_epoch : int
+        Training batches per epoch.
+    """
+
+    def __init__(self, policy, n_epochs, steps_per_epoch):
+        self.policy = policy
+        self.n_epochs = n_epochs
+        self.steps_per_epoch = steps_per_epoch
+
+    def on_train_begin(self, net, **kwargs):
+        self.epoch_ = 0
+        self.step_ = 0
+
+    def _set(self, net, lr):
+        for group in net.optimizer_.param_groups:
+            group["lr"] = lr
+
+    def on_epoch_begin(self, net, **kwargs):
+        if self.policy == "cosine":
+            self._set(net, net.lr * (1 + math.cos(math.pi * self.epoch_ / self.n_epochs)) / 2)
+        self.epoch_ += 1
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if training and self.policy == "onecycle":
+            total = self.n_epochs * self.steps_per_epoch
+            self._set(net, onecycle_lr(self.step_, total, net.lr))
+            self.step_ += 1
+
+
+class WeightAverage(Callback):
+    """Exponential moving average of the weights, swapped in at the end of training.
+
+    After each training step ``average = decay * average + (1 - decay) *
+    weights``, the decay ramped up as ``min(decay, (1 + t) / (10 + t))`` over
+    the first steps ``t``; ``on_train_end`` copies the averages into the
+    network. Validation during training sees the raw weights.
+
+    Parameters
+    ----------
+    decay : float
+        Weight of the running average at each step, in [0, 1).
+    """
+
+    def __init__(self, decay):
+        self.decay = decay
+
+    def on_train_begin(self, net, **kwargs):
+        self.params_ = [p for p in net.module_.parameters() if p.requires_grad]
+        self.average_ = [p.detach().clone() for p in self.params_]
+        self.steps_ = 0
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if not training:
+            return
+        self.steps_ += 1
+        decay = min(self.decay, (1 + self.steps_) / (10 + self.steps_))
+        with torch.no_grad():
+            for average, param in zip(self.average_, self.params_):
+                average.lerp_(param, 1.0 - decay)
+
+    def on_train_end(self, net, **kwargs):
+        with torch.no_grad():
+            for param, average in zip(self.params_, self.average_):
+                param.copy_(average)
+        # Plain state once training is over: the fitted net holds no extra tensors.
+        del self.params_, self.average_

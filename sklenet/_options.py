@@ -17,7 +17,7 @@ __all__ = [
 ACTIVATIONS = ("tanh", "relu")
 POOLINGS = ("max", "avg")
 OPTIMIZERS = ("adam", "adamw", "sgd")
-LR_SCHEDULES = ("cosine", "constant")
+LR_SCHEDULES = ("onecycle", "cosine", "constant")
 PRECISIONS = ("float32", "bfloat16", "auto")
 DEVICES = ("auto", "cpu", "cuda")
 

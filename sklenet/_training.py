@@ -41,7 +41,7 @@ from skorch.utils import noop, to_tensor
 from torch import nn
 
 from ._batching import BatchIterator, RandomShiftFlip
-from ._callbacks import BatchAccuracy
+from ._callbacks import BatchAccuracy, LRSchedule, WeightAverage
 from ._speed import resolve_precision, run_module, set_memory_format
 from .network import InputAdapter, LeNet5, SeededDropout
 
@@ -187,38 +187,6 @@ class LeNet5Net(NeuralNetClassifier):
             super()._set_training(training)
 
 
-class LRSchedule(Callback):
-    """Set the learning rate of each epoch of one training call.
-
-    The schedule runs over the ``n_epochs`` of the call it was built for,
-    starting at the net's ``lr``, whatever the history holds from earlier
-    calls. skorch's ``LRScheduler`` derives the position from the history
-    length instead, which resumes a finished cosine at lr 0 on the next call.
-
-    Parameters
-    ----------
-    policy : {"cosine", "constant"}
-        ``"cosine"``: ``lr * (1 + cos(pi * e / n_epochs)) / 2`` in epoch ``e``.
-    n_epochs : int
-        Epochs of the training call.
-    """
-
-    def __init__(self, policy, n_epochs):
-        self.policy = policy
-        self.n_epochs = n_epochs
-
-    def on_train_begin(self, net, **kwargs):
-        self.epoch_ = 0
-
-    def on_epoch_begin(self, net, **kwargs):
-        lr = net.lr
-        if self.policy == "cosine":
-            lr *= (1 + math.cos(math.pi * self.epoch_ / self.n_epochs)) / 2
-        for group in net.optimizer_.param_groups:
-            group["lr"] = lr
-        self.epoch_ += 1
-
-
 def _fused_adam_works(device, _cache={}):
     """Whether ``torch.optim.Adam(fused=True)`` runs on ``device`` with this torch."""
     if device not in _cache:
@@ -290,7 +258,8 @@ def check_callbacks(callbacks):
             )
 
 
-def build_net(params, module, device, *, epochs, schedule, valid_set=None, seed=0):
+def build_net(params, module, device, *, epochs, schedule, batch_size, n_train=0,
+              valid_set=None, seed=0):
     """An initialized :class:`LeNet5Net` around ``module``, set up from ``params``.
 
     Parameters
@@ -306,6 +275,10 @@ def build_net(params, module, device, *, epochs, schedule, valid_set=None, seed=
     schedule : bool
         Whether ``params["lr_schedule"]`` applies (``fit``) or training runs at
         a constant ``lr`` (``partial_fit``).
+    batch_size : int
+        Training batch size (``params["batch_size"]`` resolved).
+    n_train : int
+        Training samples per epoch (the length of a one-cycle schedule).
     valid_set : torch Dataset or None
         Validation data scored after each epoch.
     seed : int
@@ -321,7 +294,10 @@ def build_net(params, module, device, *, epochs, schedule, valid_set=None, seed=
     verbose = params["verbose"]
     callbacks = []
     if schedule and params["lr_schedule"] != "constant":
-        callbacks.append(("lr_schedule", LRSchedule(params["lr_schedule"], epochs)))
+        steps = -(-n_train // batch_size)
+        callbacks.append(("lr_schedule", LRSchedule(params["lr_schedule"], epochs, steps)))
+    if params["ema_decay"]:
+        callbacks.append(("weight_average", WeightAverage(params["ema_decay"])))
     if params["early_stopping"]:
         callbacks.append(("early_stopping", EarlyStopping(
             monitor="train_loss" if valid_set is None else "valid_loss",
@@ -336,16 +312,19 @@ def build_net(params, module, device, *, epochs, schedule, valid_set=None, seed=
     if verbose:
         callbacks.append(("print_log", PrintLog(sink=_console)))
     augmentation = None
-    if params["random_shift"] or params["horizontal_flip"]:
-        augmentation = RandomShiftFlip(params["random_shift"], params["horizontal_flip"])
+    if params["random_shift"] or params["horizontal_flip"] or params["random_erasing"]:
+        augmentation = RandomShiftFlip(
+            params["random_shift"], params["horizontal_flip"], params["random_erasing"]
+        )
     net = LeNet5Net(
         module=module,
         criterion=nn.CrossEntropyLoss,
         criterion__reduction="none",
+        criterion__label_smoothing=params["label_smoothing"],
         optimizer=OPTIMIZER_CLASSES.get(optimizer, optimizer),
         lr=params["lr"],
         max_epochs=epochs,
-        batch_size=params["batch_size"],
+        batch_size=batch_size,
         classes=list(range(module.lenet5.output.out_features)),
         iterator_train=BatchIterator,
         iterator_train__shuffle=True,
@@ -469,7 +448,8 @@ def net_from_snapshot(params, state, device=None):
         device = "cpu"
     module = build_module(state["architecture"])
     params = dict(params, precision=_precision_of(state), channels_last=state["channels_last"])
-    net = build_net(params, module, device, epochs=1, schedule=False)
+    batch_size = params["batch_size"] if params["batch_size"] != "auto" else 1
+    net = build_net(params, module, device, epochs=1, schedule=False, batch_size=batch_size)
     return load_snapshot(net, state)
 
 
@@ -492,13 +472,20 @@ def _chunks(net, images):
         yield start, n, chunk
 
 
-def predict_logits(net, images):
-    """float64 logits of ``images`` (a tensor ``(n, C, H, W)``), batch-invariant."""
+def predict_logits(net, images, flip=False):
+    """float64 logits of ``images`` (a tensor ``(n, C, H, W)``), batch-invariant.
+
+    ``flip``: the mean of the logits of each image and of its mirror image.
+    """
     module = net.module_.eval()
     logits = np.empty((len(images), module.lenet5.output.out_features), dtype=np.float32)
     with torch.inference_mode():
         for start, n, chunk in _chunks(net, images):
             out = run_module(module, chunk, net.device, net.amp_dtype, net.channels_last)
+            if flip:
+                mirrored = run_module(module, chunk.flip(-1), net.device, net.amp_dtype,
+                                      net.channels_last)
+                out = 0.5 * (out + mirrored)
             logits[start:start + n] = out[:n].cpu().numpy()
     return logits.astype(np.float64)
 

@@ -29,7 +29,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _training
-from ._batching import TensorSubset
+from ._batching import TensorSubset, auto_batch_size
 from ._input import (
     channel_mean_std,
     check_targets,
@@ -128,21 +128,38 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
     ----------
     max_epochs : int, default=20
         Number of passes over the training data.
-    batch_size : int, default=128
-        Samples per mini-batch.
+    batch_size : int or "auto", default=128
+        Samples per mini-batch. ``"auto"``: the power of two nearest
+        ``n_train / 200`` (about 200 steps per epoch), clipped to [32, 256],
+        where ``n_train`` is the number of training images after the
+        validation split (1,077 digits: 32; Fashion-MNIST's 48,000: 256).
+        ``batch_size_`` holds the value used.
     lr : float, default=1e-3
-        Learning rate (the initial one when ``lr_schedule="cosine"``).
+        Learning rate: the initial one when ``lr_schedule="cosine"``, the peak
+        one when ``lr_schedule="onecycle"``.
     optimizer : {"adam", "adamw", "sgd"} or torch optimizer class, default="adam"
         ``"sgd"`` uses momentum 0.9. A ``torch.optim.Optimizer`` subclass is
         instantiated with ``lr`` and ``weight_decay`` (optimizers whose ``step``
         needs a closure, such as LBFGS, are not supported).
-    lr_schedule : {"cosine", "constant"}, default="cosine"
-        ``"cosine"`` decays the learning rate from ``lr`` towards 0 over the
-        ``max_epochs`` of each ``fit``, a warm-start ``fit`` included: every fit
-        starts its schedule afresh at ``lr``. ``partial_fit`` always trains at
-        ``lr``.
+    lr_schedule : {"onecycle", "cosine", "constant"}, default="cosine"
+        ``"onecycle"`` sets the rate before every batch: a linear warm-up from
+        ``lr / 25`` to ``lr`` over the first 15% of the steps of the ``fit``,
+        then a cosine decay to 0. ``"cosine"`` decays it from ``lr`` towards 0
+        over the ``max_epochs`` of the ``fit`` (one value per epoch). Every
+        ``fit``, a warm-start one included, runs its schedule afresh from
+        ``lr``; ``partial_fit`` always trains at ``lr``.
     weight_decay : float, default=0.0
         L2 penalty passed to the optimizer.
+    label_smoothing : float in [0, 1), default=0.0
+        Label smoothing of the cross-entropy loss: the targets put
+        ``1 - label_smoothing`` on the true class and spread
+        ``label_smoothing`` evenly over all classes. The reported losses are
+        the smoothed ones.
+    ema_decay : float in [0, 1), default=0.0
+        Keep an exponential moving average of the weights, updated after every
+        training step with this decay, and make it the model's weights at the
+        end of each ``fit``. 0 disables it. Validation scores during training
+        are those of the raw weights.
     validation_fraction : float or None, default=0.2
         Fraction of the training data held out, stratified by class, to report
         validation loss and accuracy each epoch (the study's 20% split) and to
@@ -171,6 +188,14 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
     horizontal_flip : bool, default=False
         Data augmentation: mirror training images left-right at random (right
         for clothes, wrong for digits).
+    random_erasing : float in [0, 1], default=0.0
+        Data augmentation (random erasing, "cutout"): with this probability,
+        set a random rectangle covering 2-33% of a training image to 0 (the
+        background of MNIST-like images), after any shift and flip.
+    test_time_flip : bool, default=False
+        Predict from the mean of the logits of each image and of its mirror
+        image (test-time augmentation; twice the prediction cost). Suits models
+        trained with ``horizontal_flip=True``.
     image_shape : tuple of int or None, default=None
         ``(height, width)`` or ``(channels, height, width)`` of each sample when
         ``X`` holds flat rows that are not square grayscale images. Image
@@ -229,9 +254,11 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
     history_ : list of dict
         One record per epoch: ``epoch``, ``train_loss``, ``train_accuracy``,
         ``valid_loss``, ``valid_accuracy`` (None without validation),
-        ``lr`` (the epoch's learning rate) and ``duration`` in seconds.
+        ``lr`` (the learning rate at the end of the epoch) and ``duration`` in seconds.
     n_iter_ : int
         Number of epochs trained so far.
+    batch_size_ : int
+        The batch size of the last training call (``batch_size`` resolved).
     net_ : sklenet._training.LeNet5Net
         The fitted skorch net (a ``NeuralNetClassifier`` working on class
         indices); ``net_.module_`` is the PyTorch module (input standardization
@@ -270,11 +297,13 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints = {
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
         "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        "ema_decay": [Interval(Real, 0, 1, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left"), None],
         "early_stopping": ["boolean"],
         "patience": [Interval(Integral, 1, None, closed="left")],
@@ -284,6 +313,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "random_shift": [Interval(Integral, 0, None, closed="left")],
         "horizontal_flip": ["boolean"],
+        "random_erasing": [Interval(Real, 0, 1, closed="both")],
+        "test_time_flip": ["boolean"],
         "image_shape": [tuple, list, None],
         "precision": [StrOptions(set(PRECISIONS))],
         "channels_last": ["boolean"],
@@ -303,6 +334,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         optimizer="adam",
         lr_schedule="cosine",
         weight_decay=0.0,
+        label_smoothing=0.0,
+        ema_decay=0.0,
         validation_fraction=0.2,
         early_stopping=False,
         patience=5,
@@ -312,6 +345,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         dropout=0.0,
         random_shift=0,
         horizontal_flip=False,
+        random_erasing=0.0,
+        test_time_flip=False,
         image_shape=None,
         precision="float32",
         channels_last=True,
@@ -327,6 +362,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         self.optimizer = optimizer
         self.lr_schedule = lr_schedule
         self.weight_decay = weight_decay
+        self.label_smoothing = label_smoothing
+        self.ema_decay = ema_decay
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.patience = patience
@@ -336,6 +373,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.random_shift = random_shift
         self.horizontal_flip = horizontal_flip
+        self.random_erasing = random_erasing
+        self.test_time_flip = test_time_flip
         self.image_shape = image_shape
         self.precision = precision
         self.channels_last = channels_last
@@ -661,9 +700,12 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         else:
             module = _training.build_module(architecture)
         device = resolve_device(self.device)
+        batch_size = (auto_batch_size(len(train_set)) if self.batch_size == "auto"
+                      else self.batch_size)
         net = _training.build_net(
-            self.get_params(deep=False), module, device, epochs=epochs,
-            schedule=schedule, valid_set=valid_set, seed=stream_seed,
+            self.get_params(deep=False), module, device, epochs=epochs, schedule=schedule,
+            batch_size=batch_size, n_train=len(train_set), valid_set=valid_set,
+            seed=stream_seed,
         )
         if previous is not None:
             _training.load_snapshot(net, previous)
@@ -675,6 +717,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
             )
         _training.train_epochs(net, train_set, epochs, stream_seed)
         self.net_ = net
+        self.batch_size_ = batch_size
         self._architecture = architecture
         self._record_history()
 
@@ -698,7 +741,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
 
     def _logits(self, X):
         images = self._images(X)
-        return _training.predict_logits(self.net_, images)
+        return _training.predict_logits(self.net_, images, flip=self.test_time_flip)
 
     def predict_proba(self, X):
         """Class probabilities (the softmax output layer).
