@@ -227,7 +227,8 @@ def cpu_peak(fma_units):
     ghz, source = None, None
     try:
         text = Path("/proc/cpuinfo").read_text()
-        mhz = [float(line.split(":")[1]) for line in text.splitlines() if line.startswith("cpu MHz")]
+        mhz = [float(line.split(":")[1]) for line in text.splitlines()
+               if line.startswith("cpu MHz")]
         if mhz:
             ghz, source = max(mhz) / 1e3, "/proc/cpuinfo 'cpu MHz'"
     except OSError:

@@ -677,16 +677,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         base_seed, stream_seed = _seeds(
             self.random_state, len(previous["history"]) if previous else 0
         )
-        shape = (-1,) + tuple(self.image_shape_)
-        as_weights = (lambda w: None if w is None
-                      else torch.from_numpy(np.asarray(w, dtype=np.float32)))
-        train_set = TensorSubset(_as_tensor(X).view(shape), torch.from_numpy(y),
-                                 torch.from_numpy(train_idx), as_weights(weight))
-        valid_set = None
-        if valid is not None:
-            X_val, y_val, rows, w_val = valid
-            valid_set = TensorSubset(_as_tensor(X_val).view(shape), torch.from_numpy(y_val),
-                                     torch.from_numpy(rows), as_weights(w_val))
+        train_set = self._dataset(X, y, train_idx, weight)
+        valid_set = None if valid is None else self._dataset(*valid)
         architecture = {
             "in_channels": self.image_shape_[0],
             "n_classes": len(self.classes_),
@@ -720,6 +712,14 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         self.batch_size_ = batch_size
         self._architecture = architecture
         self._record_history()
+
+    def _dataset(self, X, y, rows, weight):
+        """Rows ``rows`` of ``(X, y)`` as images, without copying them."""
+        return TensorSubset(
+            _as_tensor(X).view((-1,) + tuple(self.image_shape_)), torch.from_numpy(y),
+            torch.from_numpy(rows),
+            None if weight is None else torch.from_numpy(np.asarray(weight, np.float32)),
+        )
 
     def _record_history(self):
         self.history_ = [

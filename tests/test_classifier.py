@@ -157,7 +157,8 @@ def test_explicit_validation_data(split):
     clf.fit(X_train, y_train, validation_data=(X_test, y_test))
     # All training data was used and the validation accuracy is the test accuracy
     # of the model as it stood after the last epoch.
-    assert sum(b.get("train_batch_size", 0) for b in clf.net_.history[-1]["batches"]) == len(X_train)
+    batches = clf.net_.history[-1]["batches"]
+    assert sum(b.get("train_batch_size", 0) for b in batches) == len(X_train)
     assert clf.history_[-1]["valid_accuracy"] == pytest.approx(clf.score(X_test, y_test))
 
 
@@ -493,7 +494,8 @@ def _predict_in_fresh_process(model_path, X, tmp_path, env_extra=""):
         {env_extra}
         import joblib, numpy as np
         clf = joblib.load({str(model_path)!r})
-        np.save({str(tmp_path / "proba.npy")!r}, clf.predict_proba(np.load({str(tmp_path / "X.npy")!r})))
+        X = np.load({str(tmp_path / "X.npy")!r})
+        np.save({str(tmp_path / "proba.npy")!r}, clf.predict_proba(X))
         print(clf.net_.device)
     """)
     result = subprocess.run(

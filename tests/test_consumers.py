@@ -247,7 +247,7 @@ def test_skops_round_trip(fitted, digits, tmp_path):
 # MLflow's sqlite store uses an SQLAlchemy loader that SQLAlchemy deprecates.
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_mlflow_default_format_round_trip(fitted, digits, tmp_path):
-    mlflow = pytest.importorskip("mlflow")
+    pytest.importorskip("mlflow")
     import mlflow.sklearn
     from mlflow.models import Model
 

@@ -29,7 +29,8 @@ def test_onecycle_lr_shape():
     total, lr = 200, 1e-2
     lrs = [onecycle_lr(t, total, lr, warmup=0.15) for t in range(total)]
     n_warm = 30
-    assert lrs[0] == pytest.approx(lr / ONECYCLE_START_DIV + (lr - lr / ONECYCLE_START_DIV) / n_warm)
+    start = lr / ONECYCLE_START_DIV
+    assert lrs[0] == pytest.approx(start + (lr - start) / n_warm)
     assert max(lrs) == pytest.approx(lr)
     assert int(np.argmax(lrs)) == n_warm - 1
     assert all(a <= b for a, b in zip(lrs[:n_warm], lrs[1:n_warm]))
