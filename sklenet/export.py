@@ -26,9 +26,12 @@ For a model fitted on one-hot rows, ``label`` is the predicted column number
 onnx is an optional dependency: ``pip install sklenet[deploy]``.
 """
 
+import os
 import warnings
+from numbers import Integral
 
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from ._labels import KINDS, label_values
 from ._optional import import_optional
@@ -38,7 +41,16 @@ __all__ = ["to_onnx", "register_skl2onnx_converter", "DEFAULT_OPSET"]
 #: ONNX opset of the standalone export (Softmax/ArgMax/Resize semantics of opset 13+).
 DEFAULT_OPSET = 17
 _MIN_OPSET = 13
-_INPUT_DTYPES = ("float32", "float64", "uint8")
+_OUTPUT_NAMES = ("label", "probabilities")
+#: The ONNX element type (a ``onnx.TensorProto`` attribute) of each ``input_dtype``.
+_INPUT_TYPES = {"float32": "FLOAT", "float64": "DOUBLE", "uint8": "UINT8"}
+#: The ONNX element type of the ``label`` output for each kind of class labels
+#: (:data:`sklenet._labels.KINDS`).
+_LABEL_TYPES = {"bool": "BOOL", "int": "INT64", "float": "DOUBLE", "str": "STRING"}
+#: The ONNX operator of each choice of ``activation`` and of ``pooling`` in
+#: :mod:`sklenet._options` (a test checks that every choice has one).
+_ACTIVATION_OPS = {"tanh": "Tanh", "relu": "Relu"}
+_POOLING_OPS = {"max": "MaxPool", "avg": "AveragePool"}
 
 
 def _import_onnx():
@@ -66,23 +78,38 @@ class _GraphBuilder:
         return out
 
 
-def _module_parts(estimator):
-    """The adapter and LeNet-5 sub-modules of a fitted estimator, checked."""
+def _fitted_network(estimator):
+    """``(architecture, adapter, lenet5)`` of a fitted estimator, checked.
+
+    The architecture (the ``activation`` and ``pooling`` the network was built
+    with, which ``set_params`` may have changed since) and the autocast dtype
+    come from the estimator's pickled state, its public protocol. The weights
+    and the layers' geometry (C1's padding, the pooling windows) are read from
+    the documented fitted module ``net_.module_``: no public attribute states
+    them, and restating them here would be a second source of LeNet-5's shape.
+    """
     from sklearn.utils.validation import check_is_fitted
-    from torch import nn
 
     from .network import InputAdapter, LeNet5
 
     check_is_fitted(estimator)
-    if getattr(estimator.net_, "amp_dtype", None) is not None:
+    fitted = estimator.__getstate__()["net_"]
+    if fitted["amp_dtype"] is not None:
         warnings.warn(
-            f"The model predicts with {estimator.net_.amp_dtype} autocast "
+            f"The model predicts with torch.{fitted['amp_dtype']} autocast "
             f"(precision={estimator.get_params().get('precision')!r}); the ONNX graph "
             f"computes in float32 with the same weights, so its probabilities differ "
             f"from predict_proba's by the bfloat16 rounding (~1e-2).",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,  # the caller of to_onnx, past its validate_params wrapper
         )
+    architecture = fitted["architecture"]
+    for name, ops in (("activation", _ACTIVATION_OPS), ("pooling", _POOLING_OPS)):
+        if architecture[name] not in ops:
+            raise TypeError(
+                f"Cannot export {name}={architecture[name]!r}: the ONNX export knows "
+                f"{tuple(ops)}."
+            )
     module = estimator.net_.module_
     adapter = getattr(module, "adapter", None)
     lenet5 = getattr(module, "lenet5", None)
@@ -91,14 +118,7 @@ def _module_parts(estimator):
             f"Cannot export this model: net_.module_ must hold an InputAdapter 'adapter' "
             f"and a LeNet5 'lenet5', got {type(module).__name__}."
         )
-    for name in ("act1", "act3", "act5", "act6"):
-        if not isinstance(getattr(lenet5, name), (nn.Tanh, nn.ReLU)):
-            raise TypeError(f"Cannot export layer {name}: {getattr(lenet5, name)!r}.")
-    for name in ("s2", "s4"):
-        layer = getattr(lenet5, name)
-        if not isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
-            raise TypeError(f"Cannot export layer {name}: {layer!r}.")
-    return adapter, lenet5
+    return architecture, adapter, lenet5
 
 
 def _np(tensor):
@@ -135,36 +155,41 @@ def _output_tail(g, logits, labels, label_name, proba_name):
     g.op("Gather", [g.const("classes", labels), index], out=label_name, axis=0)
 
 
+def _resize_to_lenet5(g, x, channels):
+    """Append to builder ``g`` the bilinear resizing of images ``x`` to LeNet-5's
+    input size, as ``F.interpolate(mode="bilinear", align_corners=False)``."""
+    from .network import LENET5_INPUT_SIZE
+
+    sizes = g.const("resize_sizes", np.array(
+        [0, channels, LENET5_INPUT_SIZE, LENET5_INPUT_SIZE], np.int64))
+    zero = g.const("zero", np.array([0], np.int64))
+    one = g.const("one", np.array([1], np.int64))
+    batch = g.op("Slice", [g.op("Shape", [x], hint="shape"), zero, one], hint="batch")
+    tail = g.op("Slice", [sizes, one, g.const("four", np.array([4], np.int64))],
+                hint="tail")
+    sizes = g.op("Concat", [batch, tail], hint="sizes", axis=0)
+    # Empty roi and scales tensors rather than empty names: skl2onnx's graph
+    # sorting does not know optional inputs.
+    empty = g.const("empty", np.zeros(0, np.float32))
+    return g.op("Resize", [x, empty, empty, sizes], hint="resized", mode="linear",
+                coordinate_transformation_mode="pytorch_half_pixel")
+
+
 def _build_lenet5(g, x, estimator):
     """Append the network to builder ``g``; ``x`` is float32 ``(N, ...)``.
 
     Returns the name of the float32 ``(N, n_classes)`` logits.
     """
-    from torch import nn
-
     from .network import LENET5_INPUT_SIZE
 
-    adapter, net = _module_parts(estimator)
+    architecture, adapter, net = _fitted_network(estimator)
     c, h, w = (int(d) for d in estimator.image_shape_)
     x = g.op("Reshape", [x, g.const("image_shape", np.array([-1, c, h, w], np.int64))],
              hint="images")
     x = g.op("Sub", [x, g.const("mean", _np(adapter.mean))], hint="centered")
     x = g.op("Mul", [x, g.const("inv_std", _np(adapter.inv_std))], hint="standardized")
     if (h, w) != (LENET5_INPUT_SIZE, LENET5_INPUT_SIZE):
-        # F.interpolate(mode="bilinear", align_corners=False)
-        sizes = g.const("resize_sizes", np.array(
-            [0, c, LENET5_INPUT_SIZE, LENET5_INPUT_SIZE], np.int64))
-        zero = g.const("zero", np.array([0], np.int64))
-        one = g.const("one", np.array([1], np.int64))
-        batch = g.op("Slice", [g.op("Shape", [x], hint="shape"), zero, one], hint="batch")
-        tail = g.op("Slice", [sizes, one, g.const("four", np.array([4], np.int64))],
-                    hint="tail")
-        sizes = g.op("Concat", [batch, tail], hint="sizes", axis=0)
-        # Empty roi and scales tensors rather than empty names: skl2onnx's graph
-        # sorting does not know optional inputs.
-        empty = g.const("empty", np.zeros(0, np.float32))
-        x = g.op("Resize", [x, empty, empty, sizes], hint="resized", mode="linear",
-                 coordinate_transformation_mode="pytorch_half_pixel")
+        x = _resize_to_lenet5(g, x, c)
 
     def conv(x, layer, hint):
         pads = [int(p) for p in layer.padding] * 2
@@ -173,24 +198,24 @@ def _build_lenet5(g, x, estimator):
                     hint=hint, kernel_shape=list(layer.kernel_size), pads=pads,
                     strides=list(layer.stride))
 
-    def act(x, layer, hint):
-        return g.op("Tanh" if isinstance(layer, nn.Tanh) else "Relu", [x], hint=hint)
+    def act(x, hint):
+        return g.op(_ACTIVATION_OPS[architecture["activation"]], [x], hint=hint)
 
     def pool(x, layer, hint):
-        op_type = "MaxPool" if isinstance(layer, nn.MaxPool2d) else "AveragePool"
         k = layer.kernel_size if isinstance(layer.kernel_size, int) else layer.kernel_size[0]
         s = layer.stride if isinstance(layer.stride, int) else layer.stride[0]
-        return g.op(op_type, [x], hint=hint, kernel_shape=[k, k], strides=[s, s])
+        return g.op(_POOLING_OPS[architecture["pooling"]], [x], hint=hint,
+                    kernel_shape=[k, k], strides=[s, s])
 
     def gemm(x, layer, hint):
         return g.op("Gemm", [x, g.const(hint + "_w", _np(layer.weight)),
                              g.const(hint + "_b", _np(layer.bias))], hint=hint, transB=1)
 
-    x = pool(act(conv(x, net.c1, "c1"), net.act1, "a1"), net.s2, "s2")
-    x = pool(act(conv(x, net.c3, "c3"), net.act3, "a3"), net.s4, "s4")
-    x = act(conv(x, net.c5, "c5"), net.act5, "a5")
+    x = pool(act(conv(x, net.c1, "c1"), "a1"), net.s2, "s2")
+    x = pool(act(conv(x, net.c3, "c3"), "a3"), net.s4, "s4")
+    x = act(conv(x, net.c5, "c5"), "a5")
     x = g.op("Flatten", [x], hint="flat", axis=1)
-    x = act(gemm(x, net.f6, "f6"), net.act6, "a6")
+    x = act(gemm(x, net.f6, "f6"), "a6")
     return gemm(x, net.output, "logits")
 
 
@@ -217,6 +242,28 @@ def _tensor_proto(onnx, name, value):
     return onnx.numpy_helper.from_array(value, name)
 
 
+def _input_shape(image_shape, input_layout):
+    """The shape of the model input in ``input_layout``, with a dynamic batch ``N``."""
+    c, h, w = (int(d) for d in image_shape)
+    if input_layout == "nhw" and c != 1:
+        raise ValueError(
+            f"input_layout='nhw' is for one-channel images; this model takes {c} "
+            f"channels: use 'nchw' or 'flat'."
+        )
+    return {"flat": ["N", c * h * w], "nchw": ["N", c, h, w], "nhw": ["N", h, w]}[input_layout]
+
+
+@validate_params(
+    {
+        "estimator": "no_validation",  # check_is_fitted checks it, with its own message
+        "path": [str, os.PathLike, None],
+        "input_layout": [StrOptions({"flat", "nchw", "nhw"})],
+        "input_dtype": [StrOptions(set(_INPUT_TYPES))],
+        "input_name": [str],
+        "opset": [Interval(Integral, _MIN_OPSET, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def to_onnx(estimator, path=None, *, input_layout="flat", input_dtype="float32",
             input_name="input", opset=DEFAULT_OPSET):
     """Write a fitted :class:`~sklenet.LeNet5Classifier` as an ONNX model.
@@ -237,7 +284,8 @@ def to_onnx(estimator, path=None, *, input_layout="flat", input_dtype="float32",
         Element type of the model input. The graph casts it to float32 first,
         as ``predict_proba`` does, so ``"uint8"`` takes raw 0-255 pixels.
     input_name : str, default="input"
-        Name of the model input.
+        Name of the model input (not ``"label"`` or ``"probabilities"``, the
+        outputs' names).
     opset : int, default=17
         ONNX opset (13 or newer).
 
@@ -248,6 +296,14 @@ def to_onnx(estimator, path=None, *, input_layout="flat", input_dtype="float32",
         batch size ``N``. Its outputs are ``label`` ``(N,)`` (the class values:
         int64, bool, double or string) and ``probabilities``
         ``(N, n_classes)`` float32.
+
+    Raises
+    ------
+    ValueError
+        For arguments outside the values above, and for
+        ``input_layout="nhw"`` with images of more than one channel.
+    TypeError
+        For class labels ONNX cannot hold (integers outside int64).
 
     Examples
     --------
@@ -261,49 +317,31 @@ def to_onnx(estimator, path=None, *, input_layout="flat", input_dtype="float32",
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator)
-    if not isinstance(input_name, str) or input_name in ("", "label", "probabilities"):
+    if input_name in ("",) + _OUTPUT_NAMES:
         raise ValueError(
             f"input_name must be a non-empty string other than the output names, got "
             f"{input_name!r}."
         )
-    if input_dtype not in _INPUT_DTYPES:
-        raise ValueError(f"input_dtype must be one of {_INPUT_DTYPES}, got {input_dtype!r}.")
-    c, h, w = (int(d) for d in estimator.image_shape_)
-    layouts = {"flat": ["N", c * h * w], "nchw": ["N", c, h, w], "nhw": ["N", h, w]}
-    if input_layout not in layouts:
-        raise ValueError(
-            f"input_layout must be one of {tuple(layouts)}, got {input_layout!r}."
-        )
-    if input_layout == "nhw" and c != 1:
-        raise ValueError(
-            f"input_layout='nhw' is for one-channel images; this model takes {c} "
-            f"channels: use 'nchw' or 'flat'."
-        )
-    if not isinstance(opset, int) or opset < _MIN_OPSET:
-        raise ValueError(f"opset must be an int >= {_MIN_OPSET}, got {opset!r}.")
+    input_shape = _input_shape(estimator.image_shape_, input_layout)
     labels, kind = _label_tensor(estimator.classes_)
     g = _GraphBuilder(_counter_names())
-    g.new_name(input_name)
-    g.new_name("label")
-    g.new_name("probabilities")
+    for name in (input_name,) + _OUTPUT_NAMES:
+        g.new_name(name)  # reserved, so that no node takes them
     x = input_name
     if input_dtype != "float32":
         x = g.op("Cast", [x], hint="input_float", to=TensorProto.FLOAT)
-    _output_tail(g, _build_lenet5(g, x, estimator), labels, "label", "probabilities")
+    _output_tail(g, _build_lenet5(g, x, estimator), labels, *_OUTPUT_NAMES)
 
-    elem = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE,
-            "uint8": TensorProto.UINT8}[input_dtype]
-    label_elem = {"bool": TensorProto.BOOL, "int": TensorProto.INT64,
-                  "float": TensorProto.DOUBLE, "str": TensorProto.STRING}[kind]
-    n_classes = len(labels)
+    input_type = getattr(TensorProto, _INPUT_TYPES[input_dtype])
     graph = helper.make_graph(
         [helper.make_node(t, i, o, name=n, **a) for t, i, o, n, a in g.nodes],
         "sklenet_LeNet5Classifier",
-        inputs=[helper.make_tensor_value_info(input_name, elem, layouts[input_layout])],
+        inputs=[helper.make_tensor_value_info(input_name, input_type, input_shape)],
         outputs=[
-            helper.make_tensor_value_info("label", label_elem, ["N"]),
+            helper.make_tensor_value_info("label", getattr(TensorProto, _LABEL_TYPES[kind]),
+                                          ["N"]),
             helper.make_tensor_value_info("probabilities", TensorProto.FLOAT,
-                                          ["N", n_classes]),
+                                          ["N", len(labels)]),
         ],
         initializer=[_tensor_proto(onnx, name, value) for name, value in g.constants],
     )
@@ -314,8 +352,8 @@ def to_onnx(estimator, path=None, *, input_layout="flat", input_dtype="float32",
         producer_name="sklenet", producer_version=__version__,
         doc_string=(
             f"LeNet-5 classifier exported by sklenet {__version__}. Input "
-            f"'{input_name}': {input_dtype} {tuple(layouts[input_layout])}. Outputs: "
-            f"'label' (N,), 'probabilities' (N, {n_classes})."
+            f"'{input_name}': {input_dtype} {tuple(input_shape)}. Outputs: 'label' (N,), "
+            f"'probabilities' (N, {len(labels)})."
         ),
     )
     helper.set_model_props(model, {
@@ -390,7 +428,7 @@ def register_skl2onnx_converter():
     pass ``options={LeNet5Classifier: {"zipmap": False}}`` for a plain
     probability tensor). Float class values must be integral (they become
     int64 labels), as skl2onnx only knows integer and string labels.
-    :meth:`LeNet5Classifier.to_onnx` does not need this. Calling it again does
+    :func:`to_onnx` does not need this. Calling it again does
     nothing.
 
     Returns

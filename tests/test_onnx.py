@@ -1,4 +1,4 @@
-"""ONNX export: LeNet5Classifier.to_onnx and the skl2onnx pipeline converter."""
+"""ONNX export: sklenet.to_onnx and the skl2onnx pipeline converter."""
 
 import numpy as np
 import pytest
@@ -244,3 +244,38 @@ def test_labels_outside_int64_are_refused(digits):
     clf = LeNet5Classifier(max_epochs=1, random_state=0, device="cpu").fit(X[:200], y)
     with pytest.raises(TypeError, match="Cannot export .* 9223372036854775813 is not an int64"):
         sklenet.to_onnx(clf)
+
+
+# ------------------------------------------------------- one vocabulary
+
+
+def test_every_choice_has_an_onnx_counterpart():
+    # The export's tables are keyed by the vocabularies of sklenet._options and
+    # sklenet._labels: a choice added there must get its ONNX operator or type.
+    from sklenet import export
+    from sklenet._labels import KINDS
+    from sklenet._options import ACTIVATIONS, POOLINGS
+
+    assert set(export._ACTIVATION_OPS) == set(ACTIVATIONS)
+    assert set(export._POOLING_OPS) == set(POOLINGS)
+    assert set(export._LABEL_TYPES) == set(KINDS)
+    for name in [*export._INPUT_TYPES.values(), *export._LABEL_TYPES.values()]:
+        assert hasattr(onnx.TensorProto, name)
+
+
+def test_export_follows_the_fitted_network_not_changed_params(small):
+    # set_params after fit changes the parameters, not the fitted network.
+    import copy
+
+    clf, X = small
+    changed = copy.deepcopy(clf).set_params(activation="relu", pooling="avg")
+    label, proba = _run(_session(sklenet.to_onnx(changed)), X)
+    assert np.abs(proba - clf.predict_proba(X)).max() <= ATOL
+    assert np.array_equal(label, clf.predict(X))
+
+
+def test_invalid_input_name(small):
+    clf, _ = small
+    for name in ["", "label", "probabilities"]:
+        with pytest.raises(ValueError, match="input_name must be a non-empty string"):
+            sklenet.to_onnx(clf, input_name=name)
