@@ -218,6 +218,18 @@ def init_parameters(module, generator):
                 nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
 
 
+def architecture(params, image_shape, n_classes):
+    """What :func:`build_module` builds: ``in_channels``, ``n_classes``,
+    ``activation``, ``pooling`` and ``dropout``, from the estimator's parameters."""
+    return {
+        "in_channels": int(image_shape[0]),
+        "n_classes": int(n_classes),
+        "activation": params["activation"],
+        "pooling": params["pooling"],
+        "dropout": float(params["dropout"]),
+    }
+
+
 def build_module(architecture, mean=None, std=None, seed=None):
     """The PyTorch module: input standardization followed by LeNet-5.
 

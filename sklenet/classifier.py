@@ -679,13 +679,9 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         )
         train_set = self._dataset(X, y, train_idx, weight)
         valid_set = None if valid is None else self._dataset(*valid)
-        architecture = {
-            "in_channels": self.image_shape_[0],
-            "n_classes": len(self.classes_),
-            "activation": self.activation,
-            "pooling": self.pooling,
-            "dropout": float(self.dropout),
-        }
+        architecture = _training.architecture(
+            self.get_params(deep=False), self.image_shape_, len(self.classes_)
+        )
         if previous is None:
             stats = channel_mean_std(X, self.image_shape_[0], rows=train_idx)
             module = _training.build_module(architecture, *stats, seed=base_seed)

@@ -302,13 +302,9 @@ def _rebuild_estimator(path, params, fitted, arrays, device):
         estimator._validate_params()
     except (ValueError, TypeError) as exc:
         raise ModelFileError(f"{path!r}: invalid parameters: {exc}") from None
-    architecture = {
-        "in_channels": fitted["image_shape_"][0],
-        "n_classes": len(fitted["classes_"]),
-        "activation": estimator.activation,
-        "pooling": estimator.pooling,
-        "dropout": float(estimator.dropout),
-    }
+    architecture = _training.architecture(
+        estimator.get_params(deep=False), fitted["image_shape_"], len(fitted["classes_"])
+    )
     expected = _training.build_module(architecture).state_dict()
     _check_tensors(path, expected, arrays, architecture)
     amp_dtype = resolve_precision(estimator.precision, device)

@@ -819,3 +819,15 @@ def test_save_refuses_a_file_load_would_refuse(fitted, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="MAX_HEADER_BYTES=1000.*history_"):
         sklenet.save(fitted, path)
     assert path.read_bytes() == b"old"
+
+
+def test_round_trip_of_the_time_to_accuracy_options(tmp_path):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    clf = LeNet5Classifier(max_epochs=1, batch_size="auto", lr_schedule="onecycle",
+                           label_smoothing=0.1, ema_decay=0.9, random_erasing=0.3,
+                           test_time_flip=True, random_state=0).fit(X[:300], y[:300])
+    loaded = sklenet.load(sklenet.save(clf, tmp_path / "m.sklenet"))
+    assert loaded.get_params() == clf.get_params()
+    np.testing.assert_array_equal(loaded.predict_proba(X[:50]), clf.predict_proba(X[:50]))
