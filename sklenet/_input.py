@@ -7,7 +7,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils import check_array, check_consistent_length
+from sklearn.utils.validation import _check_sample_weight, column_or_1d
 
 __all__ = [
     "flatten_images",
@@ -17,6 +18,9 @@ __all__ = [
     "encode_targets",
     "decode_predictions",
     "split_validation",
+    "check_sample_shape",
+    "check_validation_data",
+    "warn_if_scaled_differently",
 ]
 
 
@@ -123,6 +127,80 @@ def resolve_image_shape(n_features, sample_shape=None, image_shape=None):
     if side * side == n_features:
         return (1, side, side)
     return (1, 1, n_features)
+
+
+def check_sample_shape(sample_shape, n_features, image_shape):
+    """Image-shaped ``X`` must hold images of the fitted ``image_shape``.
+
+    ``sample_shape`` is what :func:`flatten_images` returned (None for flat rows,
+    which ``n_features`` checks already).
+    """
+    if sample_shape is None:
+        return
+    if resolve_image_shape(n_features, sample_shape, None) != tuple(image_shape):
+        raise ValueError(
+            f"X holds images of shape {tuple(sample_shape)}, but the model was "
+            f"fitted on images of shape (channels, height, width) = "
+            f"{tuple(image_shape)}. Pass images of the fitted size."
+        )
+
+
+def check_validation_data(validation_data, n_features, image_shape, classes, one_hot):
+    """``(X_val, y_val, w_val)`` checked like ``X, y``; errors name ``validation_data``.
+
+    ``n_features``, ``image_shape``, ``classes`` and ``one_hot`` describe the
+    training data the validation set must match.
+    """
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise ValueError(
+            "validation_data must be a pair (X_val, y_val) or a triple "
+            "(X_val, y_val, sample_weight_val); got "
+            f"{type(validation_data).__name__}."
+        )
+    X_val, y_val = validation_data[:2]
+    w_val = validation_data[2] if len(validation_data) == 3 else None
+    try:
+        X_val, sample_shape = flatten_images(X_val)
+        X_val = check_array(X_val, dtype=(np.float32, np.uint8), order="C",
+                            input_name="X_val")
+        if X_val.shape[1] != n_features:
+            raise ValueError(
+                f"X_val has {X_val.shape[1]} features per sample, but X has "
+                f"{n_features}."
+            )
+        check_sample_shape(sample_shape, X_val.shape[1], image_shape)
+        y_val = check_array(check_targets(y_val, name="y_val"), ensure_2d=False,
+                            dtype=None, input_name="y_val")
+        check_consistent_length(X_val, y_val)
+        y_val, _, val_one_hot = encode_targets(y_val, classes, name="y_val")
+        if val_one_hot != one_hot:
+            raise ValueError("y_val must hold labels in the same form as y.")
+        if w_val is not None:
+            w_val = _check_sample_weight(w_val, X_val, dtype=np.float64,
+                                         ensure_non_negative=True)
+    except ValueError as error:
+        raise ValueError(f"Invalid validation_data: {error}") from error
+    return X_val, y_val, w_val
+
+
+def warn_if_scaled_differently(X, X_val, rows=2000):
+    """Warn when ``X_val`` is on another scale than ``X``, as happens to a
+    ``validation_data`` passed through a ``Pipeline``, whose earlier steps
+    transform ``X`` but not it."""
+    train = X[:rows].astype(np.float64)
+    valid = X_val[:rows].astype(np.float64)
+    spread = train.std() or 1.0
+    if abs(valid.mean() - train.mean()) > 0.5 * spread or not (
+        0.5 <= (valid.std() or 1.0) / spread <= 2.0
+    ):
+        warnings.warn(
+            f"validation_data is on another scale than X (mean {valid.mean():.3g} vs "
+            f"{train.mean():.3g}, std {valid.std():.3g} vs {spread:.3g}). Inside a "
+            f"Pipeline, validation_data reaches LeNet5Classifier untransformed by the "
+            f"steps before it: pass pipe[:-1].transform(X_val) instead.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def channel_mean_std(X, n_channels, rows=None, chunk_rows=4096):

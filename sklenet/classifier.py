@@ -16,8 +16,6 @@ import torch
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import (
-    check_array,
-    check_consistent_length,
     check_random_state,
     compute_class_weight,
 )
@@ -32,12 +30,15 @@ from . import _training
 from ._batching import TensorSubset, auto_batch_size
 from ._input import (
     channel_mean_std,
+    check_sample_shape,
     check_targets,
+    check_validation_data,
     decode_predictions,
     encode_targets,
     flatten_images,
     resolve_image_shape,
     split_validation,
+    warn_if_scaled_differently,
 )
 from ._options import (
     ACTIVATIONS,
@@ -82,26 +83,6 @@ def _as_tensor(X):
         # Read-only arrays (memmaps) are fine: the data is only ever read.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(X)
-
-
-def _warn_if_scaled_differently(X, X_val, rows=2000):
-    """Warn when ``X_val`` is on another scale than ``X``, as happens to a
-    ``validation_data`` passed through a ``Pipeline``, whose earlier steps
-    transform ``X`` but not it."""
-    train = X[:rows].astype(np.float64)
-    valid = X_val[:rows].astype(np.float64)
-    spread = train.std() or 1.0
-    if abs(valid.mean() - train.mean()) > 0.5 * spread or not (
-        0.5 <= (valid.std() or 1.0) / spread <= 2.0
-    ):
-        warnings.warn(
-            f"validation_data is on another scale than X (mean {valid.mean():.3g} vs "
-            f"{train.mean():.3g}, std {valid.std():.3g} vs {spread:.3g}). Inside a "
-            f"Pipeline, validation_data reaches LeNet5Classifier untransformed by the "
-            f"steps before it: pass pipe[:-1].transform(X_val) instead.",
-            UserWarning,
-            stacklevel=3,
-        )
 
 
 def _seeds(random_state, epochs_done):
@@ -447,10 +428,10 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
             )
             weight = self._weights(sample_weight, X, y, class_weights)
             if validation_data is not None:
-                X_val, y_val, w_val = self._check_validation_data(
-                    validation_data, classes, one_hot
+                X_val, y_val, w_val = check_validation_data(
+                    validation_data, X.shape[1], image_shape, classes, one_hot
                 )
-                _warn_if_scaled_differently(X[train_idx], X_val)
+                warn_if_scaled_differently(X[train_idx], X_val)
                 valid = (X_val, y_val, np.arange(len(X_val)),
                          self._weights(w_val, X_val, y_val, class_weights))
             elif valid is not None:
@@ -521,7 +502,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                 self.classes_ = found
                 self._one_hot = one_hot
             else:
-                self._check_sample_shape(sample_shape, X.shape[1])
+                check_sample_shape(sample_shape, X.shape[1], self.image_shape_)
                 y, _, one_hot = encode_targets(y, self.classes_)
                 if one_hot != self._one_hot:
                     kinds = {True: "one-hot rows", False: "1-d labels"}
@@ -575,18 +556,6 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
             )
         return shape
 
-    def _check_sample_shape(self, sample_shape, n_features):
-        """Image-shaped ``X`` must hold images of the fitted height and width."""
-        if sample_shape is None:
-            return
-        shape = resolve_image_shape(n_features, sample_shape, None)
-        if shape != tuple(self.image_shape_):
-            raise ValueError(
-                f"X holds images of shape {tuple(sample_shape)}, but the model was "
-                f"fitted on images of shape (channels, height, width) = "
-                f"{tuple(self.image_shape_)}. Pass images of the fitted size."
-            )
-
     def _check_X(self, X, reset):
         X, sample_shape = flatten_images(X)
         X = validate_data(self, X, reset=reset, dtype=(np.float32, np.uint8), order="C")
@@ -600,39 +569,6 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
             multi_output=True,
         )
         return X, y, sample_shape
-
-    def _check_validation_data(self, validation_data, classes, one_hot):
-        """``(X_val, y_val, w_val)`` checked like ``X, y``; errors name ``validation_data``."""
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise ValueError(
-                "validation_data must be a pair (X_val, y_val) or a triple "
-                "(X_val, y_val, sample_weight_val); got "
-                f"{type(validation_data).__name__}."
-            )
-        X_val, y_val = validation_data[:2]
-        w_val = validation_data[2] if len(validation_data) == 3 else None
-        try:
-            X_val, sample_shape = flatten_images(X_val)
-            X_val = check_array(X_val, dtype=(np.float32, np.uint8), order="C",
-                                input_name="X_val")
-            if X_val.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"X_val has {X_val.shape[1]} features per sample, but X has "
-                    f"{self.n_features_in_}."
-                )
-            self._check_sample_shape(sample_shape, X_val.shape[1])
-            y_val = check_array(check_targets(y_val, name="y_val"), ensure_2d=False,
-                                dtype=None, input_name="y_val")
-            check_consistent_length(X_val, y_val)
-            y_val, _, val_one_hot = encode_targets(y_val, classes, name="y_val")
-            if val_one_hot != one_hot:
-                raise ValueError("y_val must hold labels in the same form as y.")
-            if w_val is not None:
-                w_val = _check_sample_weight(w_val, X_val, dtype=np.float64,
-                                             ensure_non_negative=True)
-        except ValueError as error:
-            raise ValueError(f"Invalid validation_data: {error}") from error
-        return X_val, y_val, w_val
 
     def _class_weights(self, classes, y_train, sample_weight=None):
         """Weight of each class (indexed like ``classes_``), or None.
@@ -732,7 +668,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
     def _images(self, X):
         check_is_fitted(self)
         X, sample_shape = self._check_X(X, reset=False)
-        self._check_sample_shape(sample_shape, X.shape[1])
+        check_sample_shape(sample_shape, X.shape[1], self.image_shape_)
         return _as_tensor(X).view((-1,) + tuple(self.image_shape_))
 
     def _logits(self, X):
