@@ -12,6 +12,6 @@ def import_optional(module, purpose):
     except ImportError as exc:  # pragma: no cover - depends on the environment
         package = module.split(".")[0]
         raise ImportError(
-            f"{purpose} needs the '{package}' package: pip install sklenet[deploy] "
-            f"(or pip install {package})."
+            f"{purpose} needs the '{package}' package: pip install {package} (or, in a "
+            f"checkout of sklenet, pip install -e '.[deploy]')."
         ) from exc

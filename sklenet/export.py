@@ -23,7 +23,7 @@ The standalone model (:func:`to_onnx`) has
 For a model fitted on one-hot rows, ``label`` is the predicted column number
 (``predict(X).argmax(axis=1)``).
 
-onnx is an optional dependency: ``pip install sklenet[deploy]``.
+onnx is an optional dependency: ``pip install -e ".[deploy]"`` in a checkout.
 """
 
 import os

@@ -47,7 +47,7 @@ pickling protocol (``__getstate__`` gives the fitted network as plain arrays;
 of the file are :mod:`sklenet._model_file`'s concern, the JSON of the
 ``config`` field :mod:`sklenet._model_config`'s.
 
-safetensors is an optional dependency: ``pip install sklenet[deploy]``.
+safetensors is an optional dependency: ``pip install -e ".[deploy]"`` in a checkout.
 """
 
 import os
