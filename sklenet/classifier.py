@@ -107,22 +107,22 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    max_epochs : int, default=20
+    max_epochs : int, default=8
         Number of passes over the training data.
-    batch_size : int or "auto", default=128
+    batch_size : int or "auto", default="auto"
         Samples per mini-batch. ``"auto"``: the power of two nearest
         ``n_train / 200`` (about 200 steps per epoch), clipped to [32, 256],
         where ``n_train`` is the number of training images after the
         validation split (1,077 digits: 32; Fashion-MNIST's 48,000: 256).
         ``batch_size_`` holds the value used.
-    lr : float, default=1e-3
+    lr : float, default=6e-3
         Learning rate: the initial one when ``lr_schedule="cosine"``, the peak
         one when ``lr_schedule="onecycle"``.
     optimizer : {"adam", "adamw", "sgd"} or torch optimizer class, default="adam"
         ``"sgd"`` uses momentum 0.9. A ``torch.optim.Optimizer`` subclass is
         instantiated with ``lr`` and ``weight_decay`` (optimizers whose ``step``
         needs a closure, such as LBFGS, are not supported).
-    lr_schedule : {"onecycle", "cosine", "constant"}, default="cosine"
+    lr_schedule : {"onecycle", "cosine", "constant"}, default="onecycle"
         ``"onecycle"`` sets the rate before every batch: a linear warm-up from
         ``lr / 25`` to ``lr`` over the first 15% of the steps of the ``fit``,
         then a cosine decay to 0. ``"cosine"`` decays it from ``lr`` towards 0
@@ -131,7 +131,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         ``lr``; ``partial_fit`` always trains at ``lr``.
     weight_decay : float, default=0.0
         L2 penalty passed to the optimizer.
-    label_smoothing : float in [0, 1), default=0.0
+    label_smoothing : float in [0, 1), default=0.1
         Label smoothing of the cross-entropy loss: the targets put
         ``1 - label_smoothing`` on the true class and spread
         ``label_smoothing`` evenly over all classes. The reported losses are
@@ -183,15 +183,18 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         arrays are read channels-first, ``(n_samples, channels, height,
         width)``; channels-last arrays ``(n_samples, height, width, channels)``
         are refused with a message saying how to transpose them.
-    precision : {"float32", "bfloat16", "auto"}, default="float32"
+    precision : {"float32", "bfloat16", "auto"}, default="auto"
         Arithmetic of the convolutions, in training and prediction.
         ``"bfloat16"`` runs them under ``torch.autocast`` in bfloat16 (pooling,
         activations, fully connected layers, weights, loss and optimizer stay
         float32): about 1.2x faster on CPUs with AMX or AVX512-BF16,
         Fashion-MNIST test accuracy within a few tenths of a point of float32.
-        ``"auto"`` uses bfloat16 only where it is native (such CPUs, CUDA
-        devices that support it) and float32 elsewhere, so its results depend
-        on the hardware.
+        ``"auto"`` (the default) uses bfloat16 only where it is native (such
+        CPUs, CUDA devices that support it) and float32 elsewhere, so results
+        depend on the hardware: an int ``random_state`` gives the same
+        predictions on every run on one machine, not across CPUs. Predictions
+        stay independent of the batch they come in. ``"float32"`` gives the
+        same arithmetic everywhere.
     channels_last : bool, default=True
         Keep images and convolution weights in NHWC memory layout, which
         oneDNN's convolutions and the pooling kernels process much faster on
@@ -266,7 +269,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
     >>> from sklenet import LeNet5Classifier
     >>> X, y = load_digits(return_X_y=True)
     >>> X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
-    >>> clf = LeNet5Classifier(max_epochs=10, random_state=0).fit(X_train, y_train)
+    >>> clf = LeNet5Classifier(random_state=0).fit(X_train, y_train)
     >>> clf.image_shape_
     (1, 8, 8)
     >>> clf.predict(X_test[:5]).shape
@@ -309,13 +312,13 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        max_epochs=20,
-        batch_size=128,
-        lr=1e-3,
+        max_epochs=8,
+        batch_size="auto",
+        lr=6e-3,
         optimizer="adam",
-        lr_schedule="cosine",
+        lr_schedule="onecycle",
         weight_decay=0.0,
-        label_smoothing=0.0,
+        label_smoothing=0.1,
         ema_decay=0.0,
         validation_fraction=0.2,
         early_stopping=False,
@@ -329,7 +332,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         random_erasing=0.0,
         test_time_flip=False,
         image_shape=None,
-        precision="float32",
+        precision="auto",
         channels_last=True,
         device="auto",
         random_state=None,

@@ -166,7 +166,7 @@ def test_early_stopping_stops_and_keeps_best_weights(split):
     X_train, X_test, y_train, y_test = split
     clf = LeNet5Classifier(
         max_epochs=40, lr=0.01, lr_schedule="constant", early_stopping=True, patience=2,
-        random_state=0,
+        label_smoothing=0.0, random_state=0,
     ).fit(X_train, y_train)
     assert clf.n_iter_ < 40
     losses = [r["valid_loss"] for r in clf.history_]
@@ -188,11 +188,12 @@ def _validation_rows(clf, X, y):
 
 def test_cosine_schedule_decays_learning_rate(split):
     X_train, _, y_train, _ = split
-    clf = LeNet5Classifier(max_epochs=4, random_state=0).fit(X_train, y_train)
+    clf = LeNet5Classifier(max_epochs=4, lr=1e-3, lr_schedule="cosine", random_state=0)
+    clf.fit(X_train, y_train)
     # Epochs ran at lr * (1 + cos(pi * epoch / 4)) / 2: 1e-3, 8.5e-4, 5e-4, 1.5e-4.
     expected = [1e-3 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)]
     np.testing.assert_allclose([row["lr"] for row in clf.history_], expected)
-    constant = LeNet5Classifier(max_epochs=2, lr_schedule="constant", random_state=0)
+    constant = LeNet5Classifier(max_epochs=2, lr=1e-3, lr_schedule="constant", random_state=0)
     constant.fit(X_train, y_train)
     assert constant.net_.optimizer_.param_groups[0]["lr"] == 1e-3
 

@@ -17,7 +17,9 @@ from skorch.callbacks import Callback, EarlyStopping
 
 from sklenet import LeNet5Classifier
 
-FAST = dict(max_epochs=2, random_state=0, validation_fraction=None)
+# The schedule and batch size the lr and optimizer-step assertions are written for.
+FAST = dict(max_epochs=2, random_state=0, validation_fraction=None, lr_schedule="cosine",
+            batch_size=128)
 
 
 @pytest.fixture(scope="module")
