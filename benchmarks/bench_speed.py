@@ -142,7 +142,9 @@ def hand_predict(module, X, channels_last=False, amp=None):
 
 
 def estimator(cfg, epochs=1, seed=0):
+    # The hand loop's settings (lr 1e-3, plain cross-entropy), not the estimator's defaults.
     return LeNet5Classifier(max_epochs=epochs, batch_size=BATCH, lr_schedule="constant",
+                            lr=1e-3, label_smoothing=0.0,
                             validation_fraction=None, activation="tanh", pooling="max",
                             device="cpu", random_state=seed, **cfg)
 

@@ -229,7 +229,8 @@ def fitted_from_config(path, config, shapes):
     -------
     fitted : dict
         ``classes_``, ``one_hot``, ``image_shape_``, ``n_features_in_``,
-        ``history_``, ``n_iter_`` and, when stored, ``feature_names_in_``.
+        ``history_``, ``n_iter_`` and, when stored, ``feature_names_in_`` and
+        ``batch_size_``.
     """
     values = _field(path, config, "classes", lambda v: isinstance(v, list) and len(v) >= 2,
                     "a list of at least 2 class labels")
@@ -258,6 +259,9 @@ def fitted_from_config(path, config, shapes):
     history = _history(path, config)
     n_iter = _field(path, config, "n_iter", lambda v: _is_int(v) and v >= 0,
                     "an int >= 0")
+    # Absent from files written before batch_size="auto" existed.
+    batch_size = _field(path, config, "batch_size", lambda v: v is None or (_is_int(v) and v > 0),
+                        "null or an int > 0")
     fitted = {
         "classes_": classes,
         "one_hot": one_hot,
@@ -268,6 +272,8 @@ def fitted_from_config(path, config, shapes):
     }
     if feature_names is not None:
         fitted["feature_names_in_"] = np.array(feature_names, dtype=object)
+    if batch_size is not None:
+        fitted["batch_size_"] = batch_size
     return fitted
 
 

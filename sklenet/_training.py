@@ -132,7 +132,13 @@ class LeNet5Net(NeuralNetClassifier):
         return run_module(self.module_, x, self.device, self.amp_dtype, self.channels_last)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        losses = self.criterion_(y_pred, to_tensor(y_true, device=self.device))
+        y_true = to_tensor(y_true, device=self.device)
+        if training:
+            losses = self.criterion_(y_pred, y_true)
+        else:
+            # Validation reports the plain log-loss (what sklearn's log_loss and
+            # early stopping compare), not the label-smoothed training objective.
+            losses = nn.functional.cross_entropy(y_pred, y_true, reduction="none")
         weight = X.get("sample_weight") if isinstance(X, dict) else None
         if weight is None:
             return losses.mean()

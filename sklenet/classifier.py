@@ -107,7 +107,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    max_epochs : int, default=8
+    max_epochs : int, default=9
         Number of passes over the training data.
     batch_size : int or "auto", default="auto"
         Samples per mini-batch. ``"auto"``: the power of two nearest
@@ -135,7 +135,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         Label smoothing of the cross-entropy loss: the targets put
         ``1 - label_smoothing`` on the true class and spread
         ``label_smoothing`` evenly over all classes. The reported losses are
-        the smoothed ones.
+        the smoothed ones in training, the plain log-loss in validation.
     ema_decay : float in [0, 1), default=0.0
         Keep an exponential moving average of the weights, updated after every
         training step with this decay, and make it the model's weights at the
@@ -312,7 +312,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        max_epochs=8,
+        max_epochs=9,
         batch_size="auto",
         lr=6e-3,
         optimizer="adam",

@@ -173,6 +173,7 @@ def save(estimator, path):
         "history": [{str(k): encode_value(v) for k, v in row.items()}
                     for row in estimator.history_],
         "n_iter": int(estimator.n_iter_),
+        "batch_size": int(estimator.batch_size_),
         "device": state["net_"]["device"],
     }
     payload = encode(state["net_"]["module"], config)

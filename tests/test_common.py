@@ -19,9 +19,12 @@ def expected_failed_checks(estimator):
 @parametrize_with_checks(
     [
         LeNet5Classifier(),
-        # The study's configuration, with a short run and no validation split
-        # (10 epochs: check_class_weight_classifiers needs a few steps on 50 samples).
-        LeNet5Classifier(pooling="avg", max_epochs=10, validation_fraction=None),
+        # The study's configuration (the `study` recipe), with a short run and no
+        # validation split (10 epochs: check_class_weight_classifiers needs a few
+        # steps on 50 samples).
+        LeNet5Classifier(activation="tanh", pooling="avg", batch_size=128, lr=1e-3,
+                         lr_schedule="cosine", label_smoothing=0.0, precision="float32",
+                         max_epochs=10, validation_fraction=None),
         # The transformer, seeded through its classifier (set_random_state only sets
         # a top-level random_state); two epochs: the checks need behaviour, not accuracy.
         LeNet5Features(LeNet5Classifier(max_epochs=2, validation_fraction=None, random_state=0)),

@@ -89,7 +89,7 @@ def test_routed_grid_search_over_a_pipeline_trains_weighted(digits, weights):
     assert received[0].sum() + received[1].sum() == pytest.approx(weights.sum())
     np.testing.assert_array_equal(received[2], weights)
     # And the refitted model is the weighted one.
-    expected = make_pipeline(MinMaxScaler(), LeNet5Classifier(**FAST)).fit(
+    expected = make_pipeline(MinMaxScaler(), LeNet5Classifier(**FAST, lr=1e-3)).fit(
         X, y, lenet5classifier__sample_weight=weights
     )
     np.testing.assert_array_equal(search.predict_proba(X), expected.predict_proba(X))

@@ -7,6 +7,10 @@ from sklearn.exceptions import NotFittedError
 import sklenet
 from sklenet import LeNet5Classifier
 
+# The ONNX graph computes in float32: models under test are fitted in float32 so that
+# its outputs match predict_proba to float rounding (bfloat16 would differ by ~1e-2).
+F32 = dict(random_state=0, device="cpu", precision="float32")
+
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
@@ -33,7 +37,7 @@ def fashion(fashion_dir):
                                            verbose=False)
     X_test, _ = fetch_fashion_mnist(subset="test", data_home=fashion_dir,
                                     download_if_missing=False, return_X_y=True, verbose=False)
-    clf = LeNet5Classifier(max_epochs=2, random_state=0, device="cpu")
+    clf = LeNet5Classifier(max_epochs=2, **F32)
     clf.fit(X_train[:2000], y_train[:2000])  # uint8 pixels, as loaded
     return clf, X_test[:1000]
 
@@ -98,7 +102,7 @@ def test_labels_and_resizing_on_digits(digits, labels):
         y = y.astype(float)
     elif labels == "one_hot":
         y = np.eye(10, dtype=int)[y]
-    clf = LeNet5Classifier(max_epochs=1, random_state=0, device="cpu").fit(X, y)
+    clf = LeNet5Classifier(max_epochs=1, **F32).fit(X, y)
     session = _session(sklenet.to_onnx(clf, input_dtype="float64"))
     label, proba = _run(session, X)
     assert np.abs(proba - clf.predict_proba(X)).max() <= ATOL
@@ -113,7 +117,7 @@ def test_color_images(digits):
     rng = np.random.RandomState(0)
     X = rng.uniform(0, 1, size=(200, 3, 12, 12)).astype(np.float32)
     y = (X[:, 0].mean(axis=(1, 2)) > X[:, 2].mean(axis=(1, 2))).astype(int)
-    clf = LeNet5Classifier(max_epochs=1, random_state=0, device="cpu",
+    clf = LeNet5Classifier(max_epochs=1, **F32,
                            activation="relu", pooling="avg").fit(X, y)
     for layout, data in [("nchw", X), ("flat", X.reshape(200, -1))]:
         label, proba = _run(_session(sklenet.to_onnx(clf, input_layout=layout)), data)
@@ -163,7 +167,7 @@ def test_pipeline_with_skl2onnx(digits, labels):
     if labels == "str":
         y = np.array(["abcdefghij"[d] for d in y])
     pipe = make_pipeline(
-        MinMaxScaler(), LeNet5Classifier(max_epochs=2, random_state=0, device="cpu")
+        MinMaxScaler(), LeNet5Classifier(max_epochs=2, **F32)
     ).fit(X[:600], y[:600])
     X = X[600:900].astype(np.float32)
     model = skl2onnx.to_onnx(pipe, X[:1], options={LeNet5Classifier: {"zipmap": False}})
@@ -185,7 +189,7 @@ def test_pipeline_with_skl2onnx(digits, labels):
 @pytest.fixture(scope="module")
 def small(digits):
     X, y = digits
-    clf = LeNet5Classifier(max_epochs=1, random_state=0, device="cpu").fit(X[:300], y[:300])
+    clf = LeNet5Classifier(max_epochs=1, **F32).fit(X[:300], y[:300])
     return clf, X[300:400].astype(np.float32)
 
 
@@ -228,7 +232,7 @@ def test_label_type_follows_the_kind_a_model_file_records(small, tmp_path, label
     X_train, y = X, clf.predict(X)
     y = {"int": y, "str": np.array([f"c{d}" for d in y]), "bool": y % 2 == 0,
          "float": y.astype(float)}[labels]
-    clf = LeNet5Classifier(max_epochs=1, random_state=0, device="cpu").fit(X_train, y)
+    clf = LeNet5Classifier(max_epochs=1, **F32).fit(X_train, y)
     with safe_open(sklenet.save(clf, tmp_path / "m.sklenet"), framework="np") as f:
         kind = json.loads(f.metadata()["config"])["classes_kind"]
     elem = sklenet.to_onnx(clf).graph.output[0].type.tensor_type.elem_type
@@ -241,7 +245,7 @@ def test_labels_outside_int64_are_refused(digits):
     # They were wrapped around silently: class 2**63 + 5 came out as a negative label.
     X, y = digits
     y = np.array([3, 2 ** 63 + 5], dtype=np.uint64)[y[:200] % 2]
-    clf = LeNet5Classifier(max_epochs=1, random_state=0, device="cpu").fit(X[:200], y)
+    clf = LeNet5Classifier(max_epochs=1, **F32).fit(X[:200], y)
     with pytest.raises(TypeError, match="Cannot export .* 9223372036854775813 is not an int64"):
         sklenet.to_onnx(clf)
 

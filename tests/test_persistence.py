@@ -830,4 +830,5 @@ def test_round_trip_of_the_time_to_accuracy_options(tmp_path):
                            test_time_flip=True, random_state=0).fit(X[:300], y[:300])
     loaded = sklenet.load(sklenet.save(clf, tmp_path / "m.sklenet"))
     assert loaded.get_params() == clf.get_params()
+    assert loaded.batch_size_ == clf.batch_size_ == 32
     np.testing.assert_array_equal(loaded.predict_proba(X[:50]), clf.predict_proba(X[:50]))
