@@ -11,19 +11,35 @@ __all__ = ["RECIPES", "RECIPE_TITLES", "BASELINES", "DEFAULT_BASELINES", "strong
            "recipe_params", "make_baseline"]
 
 #: Named sets of :class:`~sklenet.LeNet5Classifier` parameters.
+#: ``study`` spells out every training setting, not only those that differ
+#: from today's defaults, so that its row does not move when the defaults do.
 RECIPES = {
-    "study": {"activation": "tanh", "pooling": "avg"},
+    "study": {
+        "activation": "tanh",
+        "pooling": "avg",
+        "max_epochs": 20,
+        "batch_size": 128,
+        "lr": 1e-3,
+        "lr_schedule": "cosine",
+        "label_smoothing": 0.0,
+        "precision": "float32",
+    },
     "default": {},
     "strong": {
         "activation": "relu",
         "pooling": "max",
         "random_shift": 1,
         "horizontal_flip": True,
+        "random_erasing": 0.3,
+        "label_smoothing": 0.1,
         "optimizer": "adamw",
         "weight_decay": 0.05,
-        "lr_schedule": "cosine",
-        "lr": 2e-3,
-        "max_epochs": 60,
+        "lr": 3e-3,
+        "lr_schedule": "onecycle",
+        "batch_size": 256,
+        "precision": "auto",
+        "test_time_flip": True,
+        "max_epochs": 80,
     },
 }
 
@@ -48,13 +64,19 @@ DEFAULT_BASELINES = ("logistic-regression", "random-forest", "mlp", "knn", "svc"
 
 
 def strong_recipe():
-    """Parameters of the stronger LeNet-5 recipe (still the LeNet-5 network).
+    """Parameters of the stronger LeNet-5 recipe (still the 61,706-parameter network).
 
-    ReLU and max pooling, random shifts of up to 1 pixel and horizontal flips
-    of the training images, AdamW (decoupled weight decay 0.05) at 2e-3 with
-    cosine decay over 60 epochs. It reached 92.0% test accuracy on
-    Fashion-MNIST, against 90.3% for the library default (``docs/results.md``).
-    Horizontal flips suit clothes; drop ``horizontal_flip`` for digits.
+    ReLU and max pooling; random shifts of up to 1 pixel, horizontal flips
+    and random erasing (probability 0.3) of the training images; label
+    smoothing 0.1; AdamW (decoupled weight decay 0.05) with a one-cycle
+    schedule peaking at 3e-3 over 80 epochs of 256 images a batch;
+    bfloat16 convolutions where the CPU has them natively
+    (``precision="auto"``); predictions averaged over each test image and
+    its mirror image. On Fashion-MNIST it reached 92.65%, 92.64% and 92.70%
+    test accuracy with seeds 0, 1 and 2, in about 330 CPU-seconds at one
+    thread, against about 90.5% for the library default
+    (``docs/results.md``). Flips suit clothes; drop ``horizontal_flip`` and
+    ``test_time_flip`` for digits.
 
     Returns
     -------
@@ -66,8 +88,8 @@ def strong_recipe():
     >>> from sklenet import LeNet5Classifier
     >>> from sklenet.study import strong_recipe
     >>> clf = LeNet5Classifier(**strong_recipe())
-    >>> clf.activation, clf.random_shift, clf.horizontal_flip
-    ('relu', 1, True)
+    >>> clf.activation, clf.max_epochs, clf.lr_schedule, clf.test_time_flip
+    ('relu', 80, 'onecycle', True)
     """
     return recipe_params("strong")
 
@@ -87,8 +109,11 @@ def recipe_params(name):
     Examples
     --------
     >>> from sklenet.study import recipe_params
-    >>> recipe_params("study")
-    {'activation': 'tanh', 'pooling': 'avg'}
+    >>> recipe_params("study")  # doctest: +NORMALIZE_WHITESPACE
+    {'activation': 'tanh', 'pooling': 'avg', 'max_epochs': 20, 'batch_size': 128,
+     'lr': 0.001, 'lr_schedule': 'cosine', 'label_smoothing': 0.0, 'precision': 'float32'}
+    >>> recipe_params("default")
+    {}
     """
     if name not in RECIPES:
         raise ValueError(f"recipe must be one of {', '.join(RECIPES)}; got {name!r}.")

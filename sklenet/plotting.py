@@ -1,4 +1,5 @@
-"""Figures of the study: sample images, learning curves and the confusion matrix.
+"""Figures of the study: sample images, learning curves, the confusion matrix,
+what the network learned and its worst mistakes.
 
 Every function takes data (not file names), draws with matplotlib and returns
 the :class:`~matplotlib.figure.Figure`; pass ``ax`` to draw into an existing
@@ -12,7 +13,8 @@ import sys
 
 import numpy as np
 
-__all__ = ["plot_samples", "plot_history", "plot_confusion_matrix"]
+__all__ = ["plot_samples", "plot_history", "plot_confusion_matrix", "plot_learned_features",
+           "plot_misclassified"]
 
 
 def _pyplot():
@@ -244,4 +246,241 @@ def _draw_confusion_matrix(matrix, display_labels=None, *, ax=None, title=None,
     )
     if title is not None:
         ax.set_title(title)
+    return fig
+
+
+def _label_name(label, target_names):
+    return str(label) if target_names is None else str(target_names[int(label)])
+
+
+def _symmetric_norm(values):
+    """A colour scale centred on 0, so that the diverging colormap shows the sign."""
+    from matplotlib.colors import Normalize
+
+    vmax = float(np.max(np.abs(values))) or 1.0
+    return Normalize(-vmax, vmax)
+
+
+def _bare(ax):
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_learned_features(clf, X, y, *, target_names=None, max_classes=10, title=None,
+                          cmap="RdBu_r"):
+    """What LeNet-5 learned: C1's filters and the C1 and C3 feature maps of one image per class.
+
+    The top panel shows the six 5x5 filters of C1 (of the first input
+    channel). Below, one row per class holds the first image of that class
+    in ``X`` as the network sees it, then its six C1 feature maps (28x28)
+    and its sixteen C3 feature maps (10x10). Feature maps are the outputs
+    of the convolutions, before the activation and the pooling, taken with
+    forward hooks on ``net_.module_.lenet5.c1`` and ``.c3`` during one
+    prediction pass. Weights and each layer's maps share a colour scale
+    centred on zero (red positive, blue negative), shown by a colour bar.
+
+    Parameters
+    ----------
+    clf : fitted LeNet5Classifier
+        The network to look into.
+    X : array-like of images
+        Images in any form ``clf`` accepts (e.g. test images).
+    y : array-like of shape (n_samples,)
+        Their labels, to pick one image per class.
+    target_names : sequence of str, default=None
+        Name of each label (indexed by the label); the labels themselves
+        when None.
+    max_classes : int, default=10
+        Show at most this many classes (the first ones of ``clf.classes_``
+        present in ``y``).
+    title : str, default=None
+        Figure title.
+    cmap : str, default="RdBu_r"
+        Diverging colormap of the weights and feature maps.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        ``6 + 1`` axes for the filters and their colour bar, then ``23``
+        per class (the image, 6 C1 and 16 C3 maps) and two colour bars.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklenet import LeNet5Classifier
+    >>> from sklenet.plotting import plot_learned_features
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = LeNet5Classifier(max_epochs=1, random_state=0).fit(X[:300], y[:300])
+    >>> fig = plot_learned_features(clf, X[300:], y[300:], max_classes=3)
+    >>> len(fig.axes), fig.axes[7].get_title()
+    (78, '0')
+    """
+    import torch
+
+    from ._speed import run_module
+
+    plt = _pyplot()
+    y = np.asarray(y)
+    classes = [c for c in clf.classes_ if np.any(y == c)][:max_classes]
+    if not classes:
+        raise ValueError("y holds none of the classes the classifier knows.")
+    rows = [int(np.flatnonzero(y == c)[0]) for c in classes]
+    images = clf._images(np.asarray(X)[rows])
+    net = clf.net_
+    lenet = net.module_.lenet5
+    maps = {}
+
+    def keep(name):
+        def hook(layer, inputs, output):
+            # Returning nothing: a forward hook's return value would replace the output.
+            maps[name] = output.detach().float().cpu().numpy()
+        return hook
+
+    hooks = [getattr(lenet, name).register_forward_hook(keep(name)) for name in ("c1", "c3")]
+    try:
+        with torch.inference_mode():
+            run_module(net.module_.eval(), images, net.device, net.amp_dtype,
+                       net.channels_last)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    filters = lenet.c1.weight.detach().float().cpu().numpy()[:, 0]
+    c1, c3 = maps["c1"], maps["c3"]
+
+    n_cols = 1 + c1.shape[1] + c3.shape[1]
+    fig = plt.figure(figsize=(0.55 * n_cols + 0.5, 2.9 + 0.6 * len(classes)),
+                     layout="constrained")
+    # Small gaps: two dozen small maps a row need the room more than the margins do.
+    fig.get_layout_engine().set(w_pad=0.01, h_pad=0.01, wspace=0.01, hspace=0.01)
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.6, 1.3 + 0.6 * len(classes)])
+    axes = top.subplots(1, len(filters), squeeze=False)[0]
+    norm = _symmetric_norm(filters)
+    for i, (ax, kernel) in enumerate(zip(axes, filters)):
+        im = ax.imshow(kernel, cmap=cmap, norm=norm, interpolation="nearest")
+        ax.set_title(f"filter {i + 1}", fontsize=8)
+        _bare(ax)
+    top.colorbar(im, ax=axes, label="weight", shrink=0.9)
+    top.suptitle("C1: the six 5x5 filters")
+
+    grid = bottom.subplots(len(classes), n_cols, squeeze=False)
+    pictures = images.float().cpu().numpy()[:, 0]
+    layers = [("C1", c1, 1), ("C3", c3, 1 + c1.shape[1])]
+    norms = {name: _symmetric_norm(values) for name, values, _ in layers}
+    for r, label in enumerate(classes):
+        ax = grid[r, 0]
+        ax.imshow(pictures[r], cmap="gray_r", interpolation="nearest")
+        ax.set_title(_label_name(label, target_names), fontsize=8)
+        _bare(ax)
+        for name, values, first in layers:
+            for k in range(values.shape[1]):
+                ax = grid[r, first + k]
+                ax.imshow(values[r, k], cmap=cmap, norm=norms[name], interpolation="nearest")
+                _bare(ax)
+                if r == 0:
+                    ax.set_title(f"{name} {k + 1}", fontsize=7)
+    for name, values, first in layers:
+        mappable = plt.cm.ScalarMappable(norm=norms[name], cmap=cmap)
+        bottom.colorbar(mappable, ax=grid[:, first:first + values.shape[1]].ravel().tolist(),
+                        location="bottom", shrink=0.8, label=f"{name} output")
+    bottom.suptitle("C1 and C3 feature maps (convolution outputs) of one image per class")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _confident_errors(y_true, proba, classes, n):
+    """The ``n`` most confident wrong predictions, most confident first.
+
+    Returns the rows, the predicted labels and the probability given to them;
+    ties keep the order of the rows.
+    """
+    y_true = np.asarray(y_true)
+    proba = np.asarray(proba)
+    classes = np.arange(proba.shape[1]) if classes is None else np.asarray(classes)
+    predicted = np.argmax(proba, axis=1)
+    confidence = proba[np.arange(len(proba)), predicted]
+    wrong = np.flatnonzero(classes[predicted] != y_true)
+    rows = wrong[np.argsort(-confidence[wrong], kind="stable")][:n]
+    return rows, classes[predicted[rows]], confidence[rows]
+
+
+def plot_misclassified(X, y_true, proba, *, classes=None, target_names=None, n_images=12,
+                       n_cols=6, image_shape=None, title=None, cmap="gray_r"):
+    """The test images a model got wrong with the most confidence.
+
+    Each image is titled with its true class, the predicted class and the
+    probability the model gave to it.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features), (n_samples, h, w) \
+            or (n_samples, channels, h, w)
+        Images; flat rows must be square unless ``image_shape`` is given.
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    proba : array-like of shape (n_samples, n_classes)
+        Predicted probabilities, e.g. ``clf.predict_proba(X)``.
+    classes : array-like of shape (n_classes,), default=None
+        The label of each column of ``proba`` (``clf.classes_``); the column
+        numbers when None.
+    target_names : sequence of str, default=None
+        Name of each label (indexed by the label); the labels themselves
+        when None.
+    n_images : int, default=12
+        How many mistakes to show, at most.
+    n_cols : int, default=6
+        Images per row.
+    image_shape : tuple of int, default=None
+        ``(height, width)`` of flat rows that are not square.
+    title : str, default=None
+        Figure title.
+    cmap : str, default="gray_r"
+        Colormap of the images.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklenet.plotting import plot_misclassified
+    >>> X = np.eye(4)  # four 2x2 images
+    >>> proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    >>> fig = plot_misclassified(X, [0, 0, 1, 1], proba, target_names=["cat", "dog"])
+    >>> [ax.get_title() for ax in fig.axes if ax.get_title()]
+    ['true: cat\\npredicted: dog (80%)', 'true: dog\\npredicted: cat (60%)']
+    """
+    images = _as_images(X, image_shape)
+    y_true = np.asarray(y_true)
+    if not len(images) == len(y_true) == len(proba):
+        raise ValueError(f"X, y_true and proba hold {len(images)}, {len(y_true)} and "
+                         f"{len(proba)} samples; they must hold the same number.")
+    rows, predicted, confidence = _confident_errors(y_true, proba, classes, n_images)
+    return _draw_misclassified(
+        images[rows], [_label_name(t, target_names) for t in y_true[rows]],
+        [_label_name(p, target_names) for p in predicted], confidence,
+        n_cols=n_cols, title=title, cmap=cmap)
+
+
+def _draw_misclassified(images, true_names, predicted_names, confidence, *, n_cols=6,
+                        title=None, cmap="gray_r"):
+    """Draw mistakes already chosen (a study's results hold them)."""
+    plt = _pyplot()
+    n_cols = max(1, min(n_cols, len(images)))
+    n_rows = max(1, -(-len(images) // n_cols))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.7 * n_cols, 2.0 * n_rows + 0.5),
+                             squeeze=False, layout="constrained")
+    if not len(images):
+        axes[0, 0].text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+    for i, ax in enumerate(axes.ravel()):
+        _bare(ax)
+        if i >= len(images):
+            ax.set_axis_off()
+            continue
+        ax.imshow(images[i], cmap=cmap, interpolation="nearest")
+        ax.set_title(f"true: {true_names[i]}\npredicted: {predicted_names[i]} "
+                     f"({confidence[i]:.0%})", fontsize=8, color="firebrick")
+    fig.suptitle((title or "The most confident mistakes")
+                 + "\n(true class; predicted class and the probability given to it)")
     return fig

@@ -36,6 +36,8 @@ FIGURES = {
     "loss": "loss.png",
     "accuracy": "accuracy.png",
     "confusion_matrix": "confusion_matrix.png",
+    "features": "learned_features.png",
+    "misclassified": "misclassified.png",
 }
 
 _HEADERS = ["model", "train acc", "valid acc", "test acc", "train loss", "valid loss",
@@ -99,13 +101,33 @@ def _seconds(seconds):
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+def _several_seeds(results):
+    return len(results.get("protocol", {}).get("seeds", [0])) > 1
+
+
+def _accuracy(row, part):
+    """The accuracy, with the lowest and highest seed's when there are several."""
+    text = _pct(row[f"{part}_accuracy"])
+    spread = row.get("spread", {}).get(f"{part}_accuracy")
+    if spread is None:
+        return text
+    return f"{text} ({100 * spread[0]:.2f}-{100 * spread[1]:.2f})"
+
+
+def _headers(results):
+    if not _several_seeds(results):
+        return _HEADERS
+    # Several seeds: every number is a mean; the accuracies also give their range.
+    return [f"{h} (min-max)" if h.endswith(" acc") else h for h in _HEADERS]
+
+
 def _table_rows(results):
     return [
         [
             m["name"],
-            _pct(m["train_accuracy"]),
-            _pct(m["valid_accuracy"]),
-            _pct(m["test_accuracy"]),
+            _accuracy(m, "train"),
+            _accuracy(m, "valid"),
+            _accuracy(m, "test"),
             _num(m["train_loss"]),
             _num(m["valid_loss"]),
             _num(m["test_loss"]),
@@ -143,19 +165,25 @@ def format_table(results, markdown=False):
     KNeighborsClassifier (k=5, min-max scaling) ... 1077
     """
     rows = _table_rows(results)
+    headers = _headers(results)
     if markdown:
-        lines = ["| " + " | ".join(_HEADERS) + " |",
-                 "|" + "|".join(["---"] + ["---:"] * (len(_HEADERS) - 1)) + "|"]
+        lines = ["| " + " | ".join(headers) + " |",
+                 "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines)
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(_HEADERS)]
+              for i, h in enumerate(headers)]
 
     def fmt(cells):
         return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                          for i, (c, w) in enumerate(zip(cells, widths)))
 
-    return "\n".join([fmt(_HEADERS), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+    lines = [fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
+    if _several_seeds(results):
+        seeds = ", ".join(map(str, results["protocol"]["seeds"]))
+        lines.insert(0, f"Means over seeds {seeds}; accuracies with the lowest and highest "
+                        f"seed's (min-max).")
+    return "\n".join(lines)
 
 
 def render_markdown(results):
@@ -181,13 +209,19 @@ def render_markdown(results):
     """
     d = results["dataset"]
     p = results["protocol"]
+    seeds = p.get("seeds", [p["random_state"]])
+    several = len(seeds) > 1
+    seed_text = (f"Seeds {', '.join(map(str, seeds))}: each one seeds the split and every "
+                 f"model, and each row gives the mean over the seeds, with the lowest and "
+                 f"highest accuracy in parentheses (min-max); times are means per seed." if several
+                 else f"Seed {p['random_state']}.")
     lines = [
         f"# LeNet-5 and scikit-learn baselines on {d['name']}",
         "",
         f"Training images: {d['n_train']}; validation: {d['n_valid']} "
         f"(stratified {p['validation_fraction']:.0%} of the training set); test: "
         f"{d['n_test']}. Training accuracy and loss are measured on "
-        f"{d['n_train_eval']} training images. Seed {p['random_state']}. "
+        f"{d['n_train_eval']} training images. {seed_text} "
         f"Source: {d['source']}.",
         "",
         format_table(results, markdown=True),
@@ -196,6 +230,17 @@ def render_markdown(results):
         "`predict_proba`. Predict time is for the test set. \"fit on\" is the number of "
         "training images the model was fitted on.",
         "",
+    ]
+    if several:
+        lines += ["## Test accuracy of each seed", "",
+                  "| model | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+                  "|---|" + "---:|" * len(seeds)]
+        lines += ["| " + " | ".join([m["name"]] + [_pct(r["test_accuracy"])
+                                                   for r in m["per_seed"]]) + " |"
+                  for m in results["models"]]
+        lines += ["", "The learning curves, confusion matrices and mistakes are those of "
+                      f"seed {seeds[0]}.", ""]
+    lines += [
         "## Models",
         "",
         "Parameters that differ from the estimator's defaults:",
@@ -231,16 +276,23 @@ def write_report(results, out, *, data=None, figures=True):
     out : str or path
         The output directory; created when missing.
     data : dict, default=None
-        What :func:`sklenet.study.load_study_data` returned; needed only for
-        the figure of sample training images.
+        What :func:`sklenet.study.load_study_data` returned; needed for the
+        figures that show images (samples, what LeNet-5 learned, its
+        mistakes).
     figures : bool, default=True
-        Whether to draw the figures (sample images, loss and accuracy per
-        epoch of each LeNet-5 row, the test confusion matrices).
+        Whether to draw the figures (:data:`FIGURES`): sample training
+        images; loss and accuracy per epoch of each LeNet-5 row; the test
+        confusion matrices; and, for the LeNet-5 row of the best test
+        accuracy, C1's filters with the C1 and C3 feature maps of one test
+        image per class (when ``results`` holds the ``estimators`` that
+        ``run_study(return_estimators=True)`` adds) and its most confident
+        mistakes on the test set.
 
     Returns
     -------
     results : dict
-        A copy of ``results`` with ``figures``: figure name -> file name.
+        A copy of ``results`` with ``figures``: figure name -> file name,
+        and without ``estimators``.
 
     Examples
     --------
@@ -258,7 +310,9 @@ def write_report(results, out, *, data=None, figures=True):
     staging = Path(tempfile.mkdtemp(prefix=".sklenet-report-", dir=out_dir))
     try:
         results = dict(results)
-        results["figures"] = _write_figures(staging, results, data) if figures else {}
+        estimators = results.pop("estimators", None) or {}
+        results["figures"] = (_write_figures(staging, results, data, estimators)
+                              if figures else {})
         (staging / "results.md").write_text(render_markdown(results), encoding="utf-8")
         text = json.dumps(results, indent=2, allow_nan=False, default=_json_default)
         (staging / "results.json").write_text(text + "\n", encoding="utf-8")
@@ -288,7 +342,7 @@ def _json_default(value):
     raise TypeError(f"results hold a {type(value).__name__}, which JSON cannot store.")
 
 
-def _write_figures(directory, results, data):
+def _write_figures(directory, results, data, estimators):
     """Draw the figures into ``directory``; returns figure name -> file name."""
     from . import plotting
 
@@ -324,4 +378,22 @@ def _write_figures(directory, results, data):
                 title=f"{row['name']}\ntest accuracy {row['test_accuracy']:.4f}")
         fig.suptitle(f"{name}: test confusion matrix")
         save(fig, "confusion_matrix")
+    if rows and data is not None:
+        best = max(rows, key=lambda row: row["test_accuracy"])
+        seeds = results["protocol"].get("seeds", [])
+        which = f"{best['name']}" + (f", seed {seeds[0]}" if len(seeds) > 1 else "")
+        if best["key"] in estimators:
+            save(plotting.plot_learned_features(
+                estimators[best["key"]], data["X_test"], data["y_test"],
+                target_names=data["target_names"],
+                title=f"{name}: what {which} learned"), "features")
+        mistakes = best["misclassified"]
+        images = plotting._as_images(data["X_test"][[m["index"] for m in mistakes]],
+                                     data["image_shape"])
+        save(plotting._draw_misclassified(
+            images, [target_names[m["true"]] for m in mistakes],
+            [target_names[m["predicted"]] for m in mistakes],
+            [m["confidence"] for m in mistakes],
+            title=f"{name}: the most confident mistakes of {which} on the test set"),
+            "misclassified")
     return written

@@ -17,17 +17,30 @@ Protocol
    see ``train_eval_samples``), on the validation set and on the official test
    set: accuracy, and log-loss wherever the model has ``predict_proba``.
 
+Seeds
+-----
+One seed (``random_state``) makes one split and seeds every model. With
+``seeds=[0, 1, 2]`` the whole protocol runs once per seed, split included,
+and each row gives the mean over the seeds with the lowest and highest value
+(see :func:`run_study`); the runs of the separate seeds are kept in the
+results.
+
 LeNet-5 recipes
 ---------------
 ``"study"``
-    The study's network: tanh and average pooling (``pooling="avg"``), Adam
-    at 1e-3, batch 128, 20 epochs (the library's cosine learning-rate decay).
+    The study's network and training, every setting spelled out so that the
+    row stays put when the library's defaults change: tanh and average
+    pooling, Adam at 1e-3 with cosine decay, batch 128, 20 epochs, no label
+    smoothing, float32 arithmetic.
 ``"default"``
-    ``LeNet5Classifier()`` as it comes: tanh and max pooling.
+    ``LeNet5Classifier()`` as it comes: tanh and max pooling, 8 epochs of
+    one-cycle Adam peaking at 6e-3, batches sized to the data
+    (``batch_size="auto"``), label smoothing 0.1.
 ``"strong"``
     A stronger recipe, still the LeNet-5 network: ReLU, max pooling, random
-    1-pixel shifts and horizontal flips, AdamW with weight decay 0.05, lr 2e-3
-    with cosine decay, 60 epochs (:func:`strong_recipe`).
+    1-pixel shifts, horizontal flips and random erasing, label smoothing,
+    AdamW with weight decay 0.05 and a one-cycle schedule over 80 epochs,
+    test-time flips (:func:`strong_recipe`).
 
 The registries (:data:`RECIPES`, :data:`BASELINES`, :data:`DATASETS`) are
 plain data, and this module imports neither PyTorch nor scikit-learn until a
@@ -142,23 +155,29 @@ def check_split(n_samples, n_classes, validation_fraction):
     )
 
 
-def _subsample(X, y, n, seed):
-    """A stratified sample of ``n`` rows (all of them when ``n`` is None or large)."""
+def _sample_rows(y, n, seed):
+    """The rows of a stratified sample of ``n`` of ``y``, or None for all of them."""
     if n is None or n >= len(y):
-        return X, y
+        return None
     classes, counts = np.unique(y, return_counts=True)
     # Stratifying needs every class in both the sample and the rest.
     if len(classes) <= n <= len(y) - len(classes) and np.min(counts) >= 2:
         from sklearn.model_selection import train_test_split
 
-        X, _, y, _ = train_test_split(X, y, train_size=n, stratify=y, random_state=seed)
-        return X, y
-    rows = np.sort(np.random.default_rng(seed).choice(len(y), n, replace=False))
-    return X[rows], y[rows]
+        rows, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y,
+                                   random_state=seed)
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(len(y), n, replace=False))
+
+
+def _subsample(X, y, n, seed):
+    """A stratified sample of ``n`` rows (all of them when ``n`` is None or large)."""
+    rows = _sample_rows(y, n, seed)
+    return (X, y) if rows is None else (X[rows], y[rows])
 
 
 _Split = namedtuple("_Split", "X_train y_train X_valid y_valid X_eval y_eval X_test y_test "
-                              "classes")
+                              "test_rows classes")
 
 
 def _split(data, validation_fraction, max_train_samples, max_test_samples,
@@ -167,7 +186,11 @@ def _split(data, validation_fraction, max_train_samples, max_test_samples,
     from sklearn.model_selection import train_test_split
 
     X_full, y_full = _subsample(data["X_train"], data["y_train"], max_train_samples, seed)
-    X_test, y_test = _subsample(data["X_test"], data["y_test"], max_test_samples, seed)
+    # The test rows are kept so that a row's misclassified images can be found in the data.
+    test_rows = _sample_rows(data["y_test"], max_test_samples, seed)
+    if test_rows is None:
+        test_rows = np.arange(len(data["y_test"]))
+    X_test, y_test = data["X_test"][test_rows], data["y_test"][test_rows]
     classes = np.unique(y_full)
     try:
         check_split(len(y_full), len(classes), validation_fraction)
@@ -178,7 +201,8 @@ def _split(data, validation_fraction, max_train_samples, max_test_samples,
         X_full, y_full, test_size=validation_fraction, stratify=y_full, random_state=seed)
     # A different seed than the split's, so the sample is not the split's shadow.
     X_eval, y_eval = _subsample(X_train, y_train, train_eval_samples, (seed + 1) % (_MAX_SEED + 1))
-    return _Split(X_train, y_train, X_valid, y_valid, X_eval, y_eval, X_test, y_test, classes)
+    return _Split(X_train, y_train, X_valid, y_valid, X_eval, y_eval, X_test, y_test,
+                  test_rows, classes)
 
 
 # ---------------------------------------------------------------------- contenders
@@ -223,7 +247,7 @@ def _fit(contender, split, seed, say):
 
 
 def _evaluate(model, X, y, classes):
-    """(accuracy, log-loss or None, seconds to predict, predictions)."""
+    """(accuracy, log-loss or None, seconds to predict, predictions, probabilities or None)."""
     from sklearn.metrics import accuracy_score, log_loss
 
     start = time.perf_counter()
@@ -235,7 +259,7 @@ def _evaluate(model, X, y, classes):
         pred = model.predict(X)
     seconds = time.perf_counter() - start
     loss = None if proba is None else float(log_loss(y, proba, labels=classes))
-    return float(accuracy_score(y, pred)), loss, seconds, pred
+    return float(accuracy_score(y, pred)), loss, seconds, pred, proba
 
 
 def _row(contender, split, fit_time, n_train):
@@ -243,10 +267,10 @@ def _row(contender, split, fit_time, n_train):
     from sklearn.metrics import confusion_matrix
 
     model = contender.estimator
-    train_acc, train_loss, _, _ = _evaluate(model, split.X_eval, split.y_eval, split.classes)
-    valid_acc, valid_loss, _, _ = _evaluate(model, split.X_valid, split.y_valid, split.classes)
-    test_acc, test_loss, predict_time, pred = _evaluate(model, split.X_test, split.y_test,
-                                                        split.classes)
+    train_acc, train_loss, *_ = _evaluate(model, split.X_eval, split.y_eval, split.classes)
+    valid_acc, valid_loss, *_ = _evaluate(model, split.X_valid, split.y_valid, split.classes)
+    test_acc, test_loss, predict_time, pred, proba = _evaluate(
+        model, split.X_test, split.y_test, split.classes)
     row = {
         "key": contender.key,
         "name": contender.name,
@@ -266,10 +290,31 @@ def _row(contender, split, fit_time, n_train):
         "confusion_matrix": confusion_matrix(split.y_test, pred,
                                              labels=split.classes).tolist(),
     }
-    if hasattr(model, "history_"):  # LeNet-5: the curves per epoch
+    if hasattr(model, "history_"):  # LeNet-5: the curves per epoch, its worst mistakes
         row["history"] = jsonable(model.history_)
         row["epochs"] = int(model.n_iter_)
+        row["misclassified"] = _misclassified(model, split, proba)
     return row
+
+
+#: How many of the most confident mistakes of a LeNet-5 row the results keep.
+N_MISCLASSIFIED = 12
+
+
+def _misclassified(model, split, proba):
+    """The most confident wrong test predictions, most confident first.
+
+    ``index`` points into the data set's whole test set, ``true`` and
+    ``predicted`` into the results' list of classes.
+    """
+    from .plotting import _confident_errors
+
+    rows, predicted, confidence = _confident_errors(split.y_test, proba, model.classes_,
+                                                    N_MISCLASSIFIED)
+    position = {label: i for i, label in enumerate(split.classes.tolist())}
+    return [{"index": int(split.test_rows[r]), "true": position[split.y_test[r].item()],
+             "predicted": position[p.item()], "confidence": float(c)}
+            for r, p, c in zip(rows, predicted, confidence)]
 
 
 def _describe_params(params):
@@ -300,6 +345,8 @@ def run_study(
     baseline_max_train_samples=None,
     train_eval_samples=10_000,
     random_state=0,
+    seeds=None,
+    return_estimators=False,
     verbose=1,
     log=print,
 ):
@@ -338,6 +385,16 @@ def run_study(
         many training images.
     random_state : int, default=0
         Seed of the split and of every model, in [0, 2**32 - 1].
+    seeds : sequence of int, default=None
+        Run the whole protocol once per seed (each one seeding the split, the
+        samples and every model, as ``random_state`` does) and report the
+        mean over the runs. None: one run, with ``random_state``, which
+        ``seeds`` replaces otherwise.
+    return_estimators : bool, default=False
+        Add ``estimators`` to the results: row key -> the fitted estimator
+        (of the first seed). They are not JSON data;
+        :func:`sklenet.report.write_report` draws the figure of what LeNet-5
+        learned from them and leaves them out of ``results.json``.
     verbose : int, default=1
         0: silent; 1: one line per model and LeNet-5's epochs; 2: also a
         progress bar over the batches.
@@ -347,13 +404,24 @@ def run_study(
     Returns
     -------
     results : dict
-        JSON-serializable: ``dataset`` (name, sizes, classes), ``protocol``,
+        JSON-serializable (unless ``return_estimators``): ``dataset`` (name,
+        sizes, classes), ``protocol`` (``seeds`` among its entries),
         ``models`` (one dict per row: ``key``, ``name``, ``kind``, ``params``,
-        ``train_accuracy``, ``train_loss``, ``valid_accuracy``, ``valid_loss``,
-        ``test_accuracy``, ``test_loss``, ``fit_time``, ``predict_time``,
-        ``n_params``, ``n_train``, ``notes``, ``confusion_matrix``, and for
-        LeNet-5 ``history`` and ``epochs``), ``environment`` and
-        ``total_time``.
+        ``train_accuracy``, ``train_loss``, ``valid_accuracy``,
+        ``valid_loss``, ``test_accuracy``, ``test_loss``, ``fit_time``,
+        ``predict_time``, ``n_params``, ``n_train``, ``notes``,
+        ``confusion_matrix``, and for LeNet-5 ``history``, ``epochs`` and
+        ``misclassified``: the most confident wrong test predictions, each
+        with the test image's ``index`` in the data set, the ``true`` and
+        ``predicted`` class as positions in ``dataset["classes"]`` and the
+        ``confidence``), ``environment`` and ``total_time``.
+
+        With several seeds, the accuracies, losses and times of a row are
+        means over the seeds; ``spread`` gives the lowest and highest value
+        of each (``{"test_accuracy": [min, max], ...}``), ``per_seed`` the
+        row of each seed as a run with that seed alone would give it, and
+        the confusion matrix, history and mistakes are those of the first
+        seed.
 
     Raises
     ------
@@ -368,54 +436,111 @@ def run_study(
     >>> results = run_study("digits", recipes=[], baselines=["knn"], verbose=0)
     >>> [row["key"] for row in results["models"]], results["dataset"]["n_valid"]
     (['knn'], 270)
+
+    Two seeds: each row holds the mean and the range of the two runs.
+
+    >>> results = run_study("digits", recipes=[], baselines=["knn"], seeds=[0, 1],
+    ...                     verbose=0)
+    >>> knn = results["models"][0]
+    >>> [round(run["test_accuracy"], 4) for run in knn["per_seed"]]
+    [0.9711, 0.98]
+    >>> round(knn["test_accuracy"], 4), [round(a, 4) for a in knn["spread"]["test_accuracy"]]
+    (0.9756, [0.9711, 0.98])
     """
     started = time.perf_counter()
     say = (log or _silent) if verbose else _silent
     recipes = _check_choices(recipes, RECIPES, "recipes")
     baselines = _check_choices(baselines, BASELINES, "baselines")
-    _check_protocol(validation_fraction, random_state)
+    seeds = _check_protocol(validation_fraction, random_state, seeds)
     caps = {name: cap for name, (_, cap) in BASELINES.items()}
     caps.update(baseline_max_train_samples or {})
 
     data = dataset if isinstance(dataset, dict) else load_study_data(
         dataset, data_home=data_home, download=download, log=log or _silent)
-    split = _split(data, validation_fraction, max_train_samples, max_test_samples,
-                   train_eval_samples, random_state)
-    say(f"Data set: {data['name']} ({data['source']}): {len(split.y_train)} training, "
-        f"{len(split.y_valid)} validation (stratified {validation_fraction:.0%}), "
-        f"{len(split.y_test)} test images, {len(split.classes)} classes")
+    runs, estimators = [], {}
+    for i, seed in enumerate(seeds):
+        if len(seeds) > 1:
+            say(f"Seed {seed} ({i + 1} of {len(seeds)})")
+        split = _split(data, validation_fraction, max_train_samples, max_test_samples,
+                       train_eval_samples, seed)
+        say(f"Data set: {data['name']} ({data['source']}): {len(split.y_train)} training, "
+            f"{len(split.y_valid)} validation (stratified {validation_fraction:.0%}), "
+            f"{len(split.y_test)} test images, {len(split.classes)} classes")
+        rows = []
+        for contender in _contenders(recipes, baselines, dict(lenet_params or {}), caps,
+                                     seed, verbose):
+            fit_time, n_train = _fit(contender, split, seed, say)
+            rows.append(_row(contender, split, fit_time, n_train))
+            say(_result_line(rows[-1]))
+            if return_estimators and i == 0:
+                estimators[contender.key] = contender.estimator
+        runs.append((split, rows))
 
-    rows = []
-    for contender in _contenders(recipes, baselines, dict(lenet_params or {}), caps,
-                                 random_state, verbose):
-        fit_time, n_train = _fit(contender, split, random_state, say)
-        rows.append(_row(contender, split, fit_time, n_train))
-        say(_result_line(rows[-1]))
-
-    return {
+    split = runs[0][0]
+    results = {
         "dataset": _dataset_facts(data, split),
         "protocol": jsonable({
             "validation_fraction": validation_fraction,
             "max_train_samples": max_train_samples,
             "max_test_samples": max_test_samples,
             "train_eval_samples": train_eval_samples,
-            "random_state": random_state,
+            "random_state": seeds[0],
+            "seeds": seeds,
             "recipes": recipes,
             "lenet_params": dict(lenet_params or {}),
             "baselines": baselines,
         }),
-        "models": rows,
+        "models": _over_seeds([rows for _, rows in runs], seeds),
         "environment": _environment(),
         "total_time": time.perf_counter() - started,
     }
+    if return_estimators:
+        results["estimators"] = estimators
+    return results
 
 
-def _check_protocol(validation_fraction, random_state):
+#: The numbers of a row that are averaged over seeds.
+_MEASURES = ("train_accuracy", "train_loss", "valid_accuracy", "valid_loss", "test_accuracy",
+             "test_loss", "fit_time", "predict_time")
+
+
+def _over_seeds(runs, seeds):
+    """One row per model from the rows of each seed's run (the rows themselves for one)."""
+    if len(runs) == 1:
+        return runs[0]
+    merged = []
+    for per_seed in zip(*runs):
+        row = dict(per_seed[0])
+        row["spread"] = {}
+        for measure in _MEASURES:
+            values = [r[measure] for r in per_seed]
+            if None in values:  # no predict_proba: no loss, whatever the seed
+                continue
+            row[measure] = float(np.mean(values))
+            row["spread"][measure] = [min(values), max(values)]
+        row["per_seed"] = [{"seed": seed, **r} for seed, r in zip(seeds, per_seed)]
+        merged.append(row)
+    return merged
+
+
+def _check_protocol(validation_fraction, random_state, seeds):
+    """Check the protocol's parameters; returns the list of seeds to run."""
     if not 0 < validation_fraction < 1:
         raise ValueError(f"validation_fraction must be in (0, 1); got {validation_fraction!r}.")
-    if not (isinstance(random_state, (int, np.integer)) and 0 <= random_state <= _MAX_SEED):
-        raise ValueError(f"random_state must be an integer in [0, 2**32 - 1]; "
-                         f"got {random_state!r}.")
+    name, values = ("random_state", [random_state]) if seeds is None else ("seeds", seeds)
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"seeds must be a sequence of integers; got {seeds!r}.")
+    values = list(values)
+    if not values:
+        raise ValueError("seeds must hold at least one seed; got an empty sequence.")
+    for value in values:
+        if isinstance(value, bool) or not (isinstance(value, (int, np.integer))
+                                           and 0 <= value <= _MAX_SEED):
+            raise ValueError(f"{name} must be {'an integer' if seeds is None else 'integers'} "
+                             f"in [0, 2**32 - 1]; got {value!r}.")
+    if len(set(values)) < len(values):
+        raise ValueError(f"seeds must differ from one another; got {values!r}.")
+    return [int(v) for v in values]
 
 
 def _result_line(row):

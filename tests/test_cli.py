@@ -13,7 +13,8 @@ from sklenet import _download, cli, datasets
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-FIGURES = ("samples.png", "loss.png", "accuracy.png", "confusion_matrix.png")
+FIGURES = ("samples.png", "loss.png", "accuracy.png", "confusion_matrix.png",
+           "learned_features.png", "misclassified.png")
 ROW_KEYS = {
     "key", "name", "kind", "params", "train_accuracy", "train_loss", "valid_accuracy",
     "valid_loss", "test_accuracy", "test_loss", "fit_time", "predict_time", "n_params",
@@ -82,7 +83,9 @@ def test_digits_quick_end_to_end(digits_run):
     lenet = [m for m in results["models"] if m["kind"] == "lenet5"]
     assert [m["n_params"] for m in lenet] == [61706, 61706]
     # Parameters that differ from LeNet5Classifier's defaults.
-    assert lenet[0]["params"] == {"pooling": "avg", "max_epochs": 2, "random_state": 0}
+    assert lenet[0]["params"] == {"pooling": "avg", "max_epochs": 2, "batch_size": 128,
+                                  "lr": 1e-3, "lr_schedule": "cosine", "label_smoothing": 0.0,
+                                  "precision": "float32", "random_state": 0}
     assert lenet[1]["params"] == {"max_epochs": 2, "random_state": 0}
     for row in lenet:
         assert len(row["history"]) == 2
@@ -264,7 +267,7 @@ def test_help_shows_each_default_once_and_right(capsys):
         assert chunk.count("default:") <= 1, chunk
     for shown in ("(default: auto)", "(default: 0.2)", "(default: study,default)",
                   "(default: 0)", "(default: results)", "(default: 10000)",
-                  "(default: the recipe's, 128)"):
+                  "(default: the recipe's: 128 for study"):
         assert shown in text, shown
 
 
@@ -323,3 +326,73 @@ def test_ctrl_c_in_process_returns_130(tmp_path, capsys, monkeypatch):
     assert code == 130
     assert err == "sklenet: interrupted; no results were written\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_seeds_end_to_end(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = _run(
+        ["reproduce", "--dataset", "digits", "--max-train-samples", "300", "--epochs", "1",
+         "--recipes", "default", "--baselines", "knn", "--seeds", "0,1", "--out", str(out)],
+        capsys)
+    assert code == 0, err
+    assert "Seed 0 (1 of 2)" in stdout and "Seed 1 (2 of 2)" in stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["protocol"]["seeds"] == [0, 1]
+    for row in results["models"]:
+        assert [run["seed"] for run in row["per_seed"]] == [0, 1]
+        assert set(row["spread"]) >= {"train_accuracy", "valid_accuracy", "test_accuracy",
+                                      "fit_time"}
+    table = stdout.split("\n\n")[-1]
+    assert table.startswith("Means over seeds 0, 1")
+    assert "test acc (min-max)" in table
+    assert "| model | seed 0 | seed 1 |" in (out / "results.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "0,x"], "argument --seeds: expected an integer in [0, 4294967295], got 'x'"),
+    (["--seeds", "1,1"], "argument --seeds: seeds must differ from one another"),
+    (["--seeds", ","], "argument --seeds: expected comma-separated seeds"),
+    (["--seed", "1", "--seeds", "0,1"], "argument --seeds: not allowed with argument --seed"),
+])
+def test_bad_seeds_are_one_line_and_exit_2(args, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", *args, "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def _arguments_of_run_study(argv, monkeypatch, capsys):
+    """What ``sklenet reproduce ARGV`` passes to run_study (which is not run)."""
+    from sklenet import study
+
+    seen = {}
+
+    def record(*args, **kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "run_study", record)
+    assert cli.main(["reproduce", "--dataset", "digits", *argv]) == 130
+    capsys.readouterr()
+    return seen
+
+
+def test_quick_run_settings(tmp_path, monkeypatch, capsys):
+    kwargs = _arguments_of_run_study(["--quick", "--out", str(tmp_path)], monkeypatch, capsys)
+    # Each recipe keeps its own epochs; enough images for LeNet-5 to learn.
+    assert kwargs["lenet_params"] == {}
+    assert (kwargs["max_train_samples"], kwargs["max_test_samples"],
+            kwargs["train_eval_samples"]) == (10_000, 2000, 2000)
+    assert kwargs["seeds"] is None and kwargs["random_state"] == 0
+    assert kwargs["return_estimators"] is True
+    # Explicit options win.
+    kwargs = _arguments_of_run_study(
+        ["--quick", "--epochs", "3", "--max-train-samples", "500", "--train-eval-samples",
+         "100", "--seeds", "2,7", "--out", str(tmp_path)], monkeypatch, capsys)
+    assert kwargs["lenet_params"] == {"max_epochs": 3}
+    assert (kwargs["max_train_samples"], kwargs["train_eval_samples"]) == (500, 100)
+    assert kwargs["seeds"] == [2, 7]
+    # Without --quick: run_study's own default.
+    kwargs = _arguments_of_run_study(["--out", str(tmp_path)], monkeypatch, capsys)
+    assert kwargs["train_eval_samples"] == 10_000 and kwargs["max_train_samples"] is None

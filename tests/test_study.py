@@ -8,7 +8,10 @@ import pytest
 
 from sklenet import plotting, report, study
 
-FIGURES = {"samples.png", "loss.png", "accuracy.png", "confusion_matrix.png"}
+FIGURES = {"samples.png", "loss.png", "accuracy.png", "confusion_matrix.png",
+           "misclassified.png"}
+#: Drawn only from the fitted estimators (``run_study(return_estimators=True)``).
+FEATURES = "learned_features.png"
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +31,37 @@ def test_recipes_are_plain_data():
     assert study.RECIPES["strong"]["optimizer"] == "adamw"
 
 
+def test_study_recipe_does_not_move_with_the_defaults():
+    # The study's row must stay put: the recipe pins the training of the study's
+    # measurements (the library defaults they were made with), whatever today's are.
+    from sklenet import LeNet5Classifier
+
+    clf = LeNet5Classifier(**study.recipe_params("study"))
+    assert {k: clf.get_params()[k] for k in (
+        "activation", "pooling", "max_epochs", "batch_size", "lr", "optimizer",
+        "lr_schedule", "weight_decay", "label_smoothing", "ema_decay", "random_erasing",
+        "test_time_flip", "precision")} == {
+        "activation": "tanh", "pooling": "avg", "max_epochs": 20, "batch_size": 128,
+        "lr": 1e-3, "optimizer": "adam", "lr_schedule": "cosine", "weight_decay": 0.0,
+        "label_smoothing": 0.0, "ema_decay": 0.0, "random_erasing": 0.0,
+        "test_time_flip": False, "precision": "float32"}
+
+
+def test_strong_recipe_is_the_measured_one():
+    from sklenet import LeNet5Classifier
+
+    params = study.strong_recipe()
+    assert params == {
+        "activation": "relu", "pooling": "max", "random_shift": 1, "horizontal_flip": True,
+        "random_erasing": 0.3, "label_smoothing": 0.1, "optimizer": "adamw",
+        "weight_decay": 0.05, "lr": 3e-3, "lr_schedule": "onecycle", "batch_size": 256,
+        "precision": "auto", "test_time_flip": True, "max_epochs": 80}
+    params["lr"] = 1.0  # a copy: the registry is left alone
+    assert study.RECIPES["strong"]["lr"] == 3e-3
+    LeNet5Classifier(**study.strong_recipe())._validate_params()
+    assert study.recipe_params("default") == {}
+
+
 def test_run_study_writes_nothing(digits_data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     study.run_study(digits_data, recipes=[], baselines=["knn"], max_train_samples=200,
@@ -39,9 +73,11 @@ def test_every_row_is_built_alike(small_results):
     rows = small_results["models"]
     assert [r["key"] for r in rows] == ["lenet5-study", "knn", "svc"]
     common = set.intersection(*(set(r) for r in rows))
-    assert {"history", "epochs"} == set(rows[0]) - common
+    assert {"history", "epochs", "misclassified"} == set(rows[0]) - common
     assert set(rows[1]) == set(rows[2]) == common
-    assert rows[0]["params"] == {"pooling": "avg", "max_epochs": 1, "random_state": 0}
+    assert rows[0]["params"] == {"pooling": "avg", "max_epochs": 1, "batch_size": 128,
+                                 "lr": 1e-3, "lr_schedule": "cosine", "label_smoothing": 0.0,
+                                 "precision": "float32", "random_state": 0}
     assert rows[0]["epochs"] == 1 and len(rows[0]["history"]) == 1
     assert rows[2]["test_loss"] is None  # SVC has no predict_proba
     assert small_results["dataset"]["n_train"] + small_results["dataset"]["n_valid"] == 500
@@ -121,9 +157,9 @@ def test_write_report(small_results, digits_data, tmp_path):
     assert "| LeNet-5 (study: tanh, avg pooling) |" in md and "![loss](loss.png)" in md
 
 
-def test_write_report_without_data_skips_the_samples(small_results, tmp_path):
+def test_write_report_without_data_skips_the_images(small_results, tmp_path):
     written = report.write_report(small_results, tmp_path)
-    assert set(written["figures"].values()) == FIGURES - {"samples.png"}
+    assert set(written["figures"].values()) == FIGURES - {"samples.png", "misclassified.png"}
 
 
 @pytest.mark.parametrize("error", [RuntimeError("disk trouble"), KeyboardInterrupt()])
@@ -147,3 +183,119 @@ def test_unwritable_output_directory_is_named(tmp_path):
     blocker.write_text("")
     with pytest.raises(OSError, match="cannot write to output directory .*a-file/out"):
         report.prepare_output_dir(blocker / "out")
+
+
+def test_misclassified_are_the_models_most_confident_mistakes(digits_data):
+    results = study.run_study(digits_data, recipes=["default"], baselines=[],
+                              lenet_params={"max_epochs": 1}, max_train_samples=400,
+                              max_test_samples=300, return_estimators=True, verbose=0)
+    row = results["models"][0]
+    clf = results["estimators"]["lenet5-default"]
+    mistakes = row["misclassified"]
+    assert len(mistakes) == study.N_MISCLASSIFIED
+    X = digits_data["X_test"][[m["index"] for m in mistakes]]
+    proba = clf.predict_proba(X)
+    classes = results["dataset"]["classes"]
+    for m, p in zip(mistakes, proba):
+        # The index points into the whole test set, the classes into the results' list.
+        assert str(digits_data["target_names"][digits_data["y_test"][m["index"]]]) == \
+            classes[m["true"]]
+        assert np.argmax(p) == m["predicted"] != m["true"]
+        assert p[m["predicted"]] == pytest.approx(m["confidence"])
+    confidences = [m["confidence"] for m in mistakes]
+    assert confidences == sorted(confidences, reverse=True)
+    # No mistake of the sampled test set more confident than the last one kept is left out.
+    sample = study._sample_rows(digits_data["y_test"], 300, 0)
+    proba = clf.predict_proba(digits_data["X_test"][sample])
+    wrong = clf.classes_[proba.argmax(axis=1)] != digits_data["y_test"][sample]
+    surer = sample[wrong & (proba.max(axis=1) > confidences[-1])]
+    assert set(surer.tolist()) <= {m["index"] for m in mistakes}
+
+
+def test_write_report_draws_what_lenet5_learned(digits_data, tmp_path):
+    results = study.run_study(digits_data, recipes=["study", "default"], baselines=["knn"],
+                              lenet_params={"max_epochs": 1}, max_train_samples=300,
+                              return_estimators=True, verbose=0)
+    assert set(results["estimators"]) == {"lenet5-study", "lenet5-default", "knn"}
+    written = report.write_report(results, tmp_path, data=digits_data)
+    assert "estimators" in results and "estimators" not in written  # not JSON data
+    assert set(written["figures"].values()) == FIGURES | {FEATURES}
+    assert "estimators" not in json.loads((tmp_path / "results.json").read_text())
+    assert "![features](learned_features.png)" in (tmp_path / "results.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def two_seeds(digits_data):
+    return study.run_study(digits_data, recipes=["default"], lenet_params={"max_epochs": 1},
+                           baselines=["knn", "svc"], max_train_samples=400, seeds=[3, 5],
+                           verbose=0)
+
+
+def test_several_seeds_report_mean_and_range(digits_data, two_seeds):
+    assert two_seeds["protocol"]["seeds"] == [3, 5]
+    assert two_seeds["protocol"]["random_state"] == 3
+    for row in two_seeds["models"]:
+        runs = row["per_seed"]
+        assert [run["seed"] for run in runs] == [3, 5]
+        for measure in ("train_accuracy", "valid_accuracy", "test_accuracy", "fit_time"):
+            values = [run[measure] for run in runs]
+            assert row[measure] == pytest.approx(np.mean(values))
+            assert row["spread"][measure] == [min(values), max(values)]
+    svc = two_seeds["models"][-1]
+    assert svc["test_loss"] is None and "test_loss" not in svc["spread"]
+    json.dumps(two_seeds, allow_nan=False)
+
+
+def test_each_seed_is_the_run_of_that_seed_alone(digits_data, two_seeds):
+    # The seeds differ in split and models, as separate runs with --seed would.
+    alone = study.run_study(digits_data, recipes=["default"], lenet_params={"max_epochs": 1},
+                            baselines=["knn", "svc"], max_train_samples=400,
+                            random_state=5, verbose=0)
+    for row, single in zip(two_seeds["models"], alone["models"]):
+        run = dict(row["per_seed"][1])
+        assert run.pop("seed") == 5
+        for key in ("fit_time", "predict_time"):
+            run.pop(key), single.pop(key)
+        if "history" in single:  # epoch durations are timings too
+            for epoch in run["history"] + single["history"]:
+                epoch.pop("duration", None)
+        assert run == single
+    accuracies = [run["test_accuracy"] for run in two_seeds["models"][0]["per_seed"]]
+    assert accuracies[0] != accuracies[1]
+
+
+def test_one_seed_looks_as_before(small_results):
+    assert small_results["protocol"]["seeds"] == [0]
+    assert all("per_seed" not in row and "spread" not in row
+               for row in small_results["models"])
+    table = report.format_table(small_results)
+    assert "acc (min-max)" not in table and table.splitlines()[0].startswith("model")
+
+
+def test_several_seeds_in_the_table_and_markdown(two_seeds):
+    table = report.format_table(two_seeds)
+    lines = table.splitlines()
+    assert lines[0] == ("Means over seeds 3, 5; accuracies with the lowest and highest "
+                        "seed's (min-max).")
+    assert "test acc (min-max)" in lines[1]
+    knn = two_seeds["models"][1]
+    low, high = (100 * v for v in knn["spread"]["test_accuracy"])
+    assert f"{100 * knn['test_accuracy']:.2f}% ({low:.2f}-{high:.2f})" in lines[4]
+    md = report.render_markdown(two_seeds)
+    assert "Seeds 3, 5: each one seeds the split and every model" in md
+    assert "| model | seed 3 | seed 5 |" in md
+    per_seed = [f"{100 * run['test_accuracy']:.2f}%" for run in knn["per_seed"]]
+    assert f"| {knn['name']} | {per_seed[0]} | {per_seed[1]} |" in md
+
+
+@pytest.mark.parametrize("seeds, match", [
+    ([], "at least one seed"),
+    (3, "seeds must be a sequence of integers"),
+    ("0,1", "seeds must be a sequence of integers"),
+    ([0, -1], r"seeds must be integers in \[0, 2\*\*32 - 1\]; got -1"),
+    ([0, 1.5], "seeds must be integers"),
+    ([1, 1], "seeds must differ"),
+])
+def test_bad_seeds_are_named(digits_data, seeds, match):
+    with pytest.raises(ValueError, match=match):
+        study.run_study(digits_data, recipes=[], baselines=["knn"], seeds=seeds, verbose=0)
