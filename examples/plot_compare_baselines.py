@@ -37,10 +37,13 @@ forest = make_baseline("random-forest", random_state=0)
 if QUICK:
     forest.set_params(n_estimators=20)
 models = {
-    "LeNet-5": LeNet5Classifier(max_epochs=1 if QUICK else 15, random_state=0),
+    # The default number of epochs is enough on digits: 15 or 30 score about the same.
+    "LeNet-5": LeNet5Classifier(random_state=0),
     "SVC (RBF)": make_baseline("svc", random_state=0),
     "Random forest": forest,
 }
+if QUICK:
+    models["LeNet-5"].set_params(max_epochs=1)
 for name in ("svc", "random-forest"):
     print(f"{name}: {BASELINES[name][0]}")
 
