@@ -74,7 +74,7 @@ def strong_recipe():
     (``precision="auto"``); predictions averaged over each test image and
     its mirror image. On Fashion-MNIST it reached 92.65%, 92.64% and 92.70%
     test accuracy with seeds 0, 1 and 2, in about 330 CPU-seconds at one
-    thread, against about 90.5% for the library default
+    thread, against about 90.7% for the library default
     (``docs/results.md``). Flips suit clothes; drop ``horizontal_flip`` and
     ``test_time_flip`` for digits.
 

@@ -178,25 +178,29 @@ def _add_data_options(data):
                            f"training images (default: {_TRAIN_EVAL_SAMPLES})")
 
 
+def _of_recipes(param):
+    """A recipe parameter's values, for the help: ``20 for study, ...``."""
+    return ", ".join(f"{RECIPES[name].get(param, 'the estimator default')} for {name}"
+                     for name in RECIPES)
+
+
 def _add_lenet_options(net):
     """The LeNet-5 recipes, and what overrides their values."""
     net.add_argument(
         "--recipes", type=_choice_list(list(RECIPES), "recipe"), default="study,default",
         metavar="LIST",
         help="comma-separated LeNet-5 recipes, one result row each: 'study' (the study's "
-             "tanh, average pooling, Adam 1e-3, 20 epochs), 'default' (LeNet5Classifier(): "
-             "8 one-cycle epochs), 'strong' (relu, max pooling, shift/flip/erasing "
-             "augmentation, AdamW, one-cycle, 80 epochs), or 'none'",
+             "tanh, average pooling and training), 'default' (LeNet5Classifier() as it "
+             "comes), 'strong' (relu, max pooling, shift/flip/erasing augmentation, AdamW, "
+             "one-cycle, test-time flips), or 'none'",
     )
     net.add_argument("--epochs", type=_positive_int, default=None,
-                     help="training epochs (default: the recipe's: 20 for study, 8 for "
-                          "default, 80 for strong)")
+                     help=f"training epochs (default: the recipe's: {_of_recipes('max_epochs')})")
     net.add_argument("--batch-size", type=_positive_int, default=None,
-                     help="mini-batch size (default: the recipe's: 128 for study, sized to "
-                          "the data for default, 256 for strong)")
+                     help=f"mini-batch size (default: the recipe's: {_of_recipes('batch_size')})")
     net.add_argument("--lr", type=_positive_float, default=None,
-                     help="peak or initial learning rate (default: the recipe's: 1e-3 for "
-                          "study, 6e-3 for default, 3e-3 for strong)")
+                     help=f"peak or initial learning rate (default: the recipe's: "
+                          f"{_of_recipes('lr')})")
     net.add_argument("--activation", choices=ACTIVATIONS, default=None,
                      help="activation (default: the recipe's)")
     net.add_argument("--pooling", choices=POOLINGS, default=None,

@@ -33,9 +33,9 @@ LeNet-5 recipes
     pooling, Adam at 1e-3 with cosine decay, batch 128, 20 epochs, no label
     smoothing, float32 arithmetic.
 ``"default"``
-    ``LeNet5Classifier()`` as it comes: tanh and max pooling, 8 epochs of
-    one-cycle Adam peaking at 6e-3, batches sized to the data
-    (``batch_size="auto"``), label smoothing 0.1.
+    ``LeNet5Classifier()`` as it comes: tanh and max pooling, a few epochs
+    of one-cycle Adam, batches sized to the data (``batch_size="auto"``),
+    label smoothing (see :class:`~sklenet.LeNet5Classifier` for the values).
 ``"strong"``
     A stronger recipe, still the LeNet-5 network: ReLU, max pooling, random
     1-pixel shifts, horizontal flips and random erasing, label smoothing,
