@@ -379,21 +379,32 @@ def _write_figures(directory, results, data, estimators):
         fig.suptitle(f"{name}: test confusion matrix")
         save(fig, "confusion_matrix")
     if rows and data is not None:
-        best = max(rows, key=lambda row: row["test_accuracy"])
-        seeds = results["protocol"].get("seeds", [])
-        which = f"{best['name']}" + (f", seed {seeds[0]}" if len(seeds) > 1 else "")
-        if best["key"] in estimators:
-            save(plotting.plot_learned_features(
-                estimators[best["key"]], data["X_test"], data["y_test"],
-                target_names=data["target_names"],
-                title=f"{name}: what {which} learned"), "features")
-        mistakes = best["misclassified"]
-        images = plotting._as_images(data["X_test"][[m["index"] for m in mistakes]],
-                                     data["image_shape"])
-        save(plotting._draw_misclassified(
-            images, [target_names[m["true"]] for m in mistakes],
-            [target_names[m["predicted"]] for m in mistakes],
-            [m["confidence"] for m in mistakes],
-            title=f"{name}: the most confident mistakes of {which} on the test set"),
-            "misclassified")
+        _draw_best_lenet5(save, results, data, estimators, rows)
     return written
+
+
+def _draw_best_lenet5(save, results, data, estimators, rows):
+    """What the LeNet-5 row of the best test accuracy learned, and its worst mistakes."""
+    from . import plotting
+
+    name = results["dataset"]["name"]
+    target_names = results["dataset"]["classes"]
+    best = max(rows, key=lambda row: row["test_accuracy"])
+    seeds = results["protocol"].get("seeds", [])
+    which = best["name"] + (f", seed {seeds[0]}" if len(seeds) > 1 else "")
+    if best["key"] in estimators:
+        save(plotting.plot_learned_features(
+            estimators[best["key"]], data["X_test"], data["y_test"],
+            target_names=data["target_names"], title=f"{name}: what {which} learned"),
+            "features")
+    mistakes = best.get("misclassified")
+    if mistakes is None:  # results from before the mistakes were recorded
+        return
+    images = plotting._as_images(data["X_test"][[m["index"] for m in mistakes]],
+                                 data["image_shape"])
+    save(plotting._draw_misclassified(
+        images, [target_names[m["true"]] for m in mistakes],
+        [target_names[m["predicted"]] for m in mistakes],
+        [m["confidence"] for m in mistakes],
+        title=f"{name}: the most confident mistakes of {which} on the test set"),
+        "misclassified")

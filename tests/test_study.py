@@ -299,3 +299,11 @@ def test_several_seeds_in_the_table_and_markdown(two_seeds):
 def test_bad_seeds_are_named(digits_data, seeds, match):
     with pytest.raises(ValueError, match=match):
         study.run_study(digits_data, recipes=[], baselines=["knn"], seeds=seeds, verbose=0)
+
+
+def test_results_without_recorded_mistakes_still_render(small_results, digits_data, tmp_path):
+    # results.json files written before the mistakes were recorded.
+    old = dict(small_results, models=[{k: v for k, v in row.items() if k != "misclassified"}
+                                      for row in small_results["models"]])
+    written = report.write_report(old, tmp_path, data=digits_data)
+    assert set(written["figures"].values()) == FIGURES - {"misclassified.png"}
