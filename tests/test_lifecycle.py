@@ -439,3 +439,38 @@ def test_a_fault_in_any_callback_hook_changes_nothing(data, hook):
         with pytest.raises(RuntimeError, match=f"injected fault in {hook}"):
             call()
         assert_same_state(before, clf)
+
+
+def test_sigints_at_random_moments_either_complete_or_change_nothing(data):
+    """The attack of docs/reliability.md, in small: a real SIGINT from a timer
+    thread at a random moment of a call, which must then raise and change
+    nothing, or (signal too late) return normally."""
+    import random
+    import time
+
+    X, y = data
+    rng = random.Random(0)
+    for trial in range(8):
+        clf = LeNet5Classifier(**FAST, dropout=0.2).fit(X, y)
+        before = state_of(clf)
+        sent = []
+        timer = threading.Timer(rng.uniform(0, 0.5), lambda: (
+            sent.append(time.perf_counter()), os.kill(os.getpid(), signal.SIGINT)))
+        interrupted = False
+        try:
+            timer.start()
+            clf.partial_fit(X, y) if trial % 2 else clf.set_params(warm_start=True).fit(X, y)
+            returned = time.perf_counter()
+        except KeyboardInterrupt:
+            interrupted = True
+        while True:  # a signal landing after the call returned is absorbed here
+            try:
+                timer.join()
+                time.sleep(0.05)
+                break
+            except KeyboardInterrupt:
+                continue
+        if interrupted:
+            assert_same_state(before, clf)
+        else:  # never a swallowed Ctrl-C
+            assert not sent or sent[0] > returned - 0.05
