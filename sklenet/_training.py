@@ -466,7 +466,8 @@ def net_from_snapshot(params, state, device=None):
         device = "cpu"
     module = build_module(state["architecture"])
     params = dict(params, precision=_precision_of(state), channels_last=state["channels_last"])
-    batch_size = params["batch_size"] if params["batch_size"] != "auto" else 1
+    # A rebuilt net only predicts until the next training call builds its own.
+    batch_size = params["batch_size"] if params["batch_size"] != "auto" else INFERENCE_CHUNK
     net = build_net(params, module, device, epochs=1, schedule=False, batch_size=batch_size)
     return load_snapshot(net, state)
 
