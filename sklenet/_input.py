@@ -92,10 +92,10 @@ def check_targets(y, name="y"):
                 f"{missing[:5].tolist()}{'...' if len(missing) > 5 else ''}; every "
                 f"sample needs a label."
             )
-        kinds = {type(v).__name__ for v in flat if not isinstance(v, (str, np.str_))}
-        if kinds and len(kinds) < len({type(v).__name__ for v in flat}):
+        others = {type(v).__name__ for v in flat if not isinstance(v, str)}
+        if others and any(isinstance(v, str) for v in flat):
             raise ValueError(
-                f"{name} mixes strings with labels of type {sorted(kinds)}; labels must "
+                f"{name} mixes strings with labels of type {sorted(others)}; labels must "
                 f"be all strings or all numbers (convert them with {name}.astype(str))."
             )
     return array
@@ -199,7 +199,7 @@ def warn_if_scaled_differently(X, X_val, rows=2000):
             f"Pipeline, validation_data reaches LeNet5Classifier untransformed by the "
             f"steps before it: pass pipe[:-1].transform(X_val) instead.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of fit (through sklearn's _fit_context)
         )
 
 

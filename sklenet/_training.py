@@ -19,6 +19,7 @@ subclassing, ``notify``, ``infer``, ``get_loss``, ``partial_fit``, callbacks,
 """
 
 import copy
+import functools
 import math
 import re
 import sys
@@ -193,17 +194,16 @@ class LeNet5Net(NeuralNetClassifier):
             super()._set_training(training)
 
 
-def _fused_adam_works(device, _cache={}):
+@functools.lru_cache(maxsize=None)
+def _fused_adam_works(device):
     """Whether ``torch.optim.Adam(fused=True)`` runs on ``device`` with this torch."""
-    if device not in _cache:
-        try:
-            param = nn.Parameter(torch.zeros(1, device=device))
-            param.grad = torch.zeros(1, device=device)
-            torch.optim.Adam([param], fused=True).step()
-            _cache[device] = True
-        except (RuntimeError, TypeError, ValueError):
-            _cache[device] = False
-    return _cache[device]
+    try:
+        param = nn.Parameter(torch.zeros(1, device=device))
+        param.grad = torch.zeros(1, device=device)
+        torch.optim.Adam([param], fused=True).step()
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
 
 
 def init_parameters(module, generator):

@@ -413,15 +413,9 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                 and np.array_equal(classes, self.classes_)
             )
             base_seed, _ = _seeds(self.random_state, 0)
-            valid = None
-            if validation_data is not None:
-                train_idx = np.arange(len(X))
-            elif self.validation_fraction:
+            train_idx, valid_idx = np.arange(len(X)), None
+            if validation_data is None and self.validation_fraction:
                 train_idx, valid_idx = split_validation(y, self.validation_fraction, base_seed)
-                if valid_idx is not None:
-                    valid = (X, y, valid_idx, sample_weight)
-            else:
-                train_idx = np.arange(len(X))
             if sample_weight is not None:
                 sample_weight = _check_sample_weight(
                     sample_weight, X, dtype=np.float64, ensure_non_negative=True
@@ -430,6 +424,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                 classes, y[train_idx], None if sample_weight is None else sample_weight[train_idx]
             )
             weight = self._weights(sample_weight, X, y, class_weights)
+            valid = None if valid_idx is None else (X, y, valid_idx, weight)
             if validation_data is not None:
                 X_val, y_val, w_val = check_validation_data(
                     validation_data, X.shape[1], image_shape, classes, one_hot
@@ -437,8 +432,6 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                 warn_if_scaled_differently(X[train_idx], X_val)
                 valid = (X_val, y_val, np.arange(len(X_val)),
                          self._weights(w_val, X_val, y_val, class_weights))
-            elif valid is not None:
-                valid = valid[:3] + (weight,)
             self.image_shape_ = image_shape
             self.classes_ = classes
             self._one_hot = one_hot
