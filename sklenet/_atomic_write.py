@@ -17,6 +17,7 @@ import contextlib
 import errno
 import os
 import secrets
+import stat
 
 __all__ = ["write_atomically"]
 
@@ -29,8 +30,9 @@ def write_atomically(path, payload):
     The bytes go to a new file in the same directory (``os.replace`` is atomic
     only within one file system) and reach the disk (``fsync``) before the file
     takes ``path``'s name; the directory is synced after, so that the rename
-    survives a power cut too. The new file gets the permissions the umask
-    gives any new file.
+    survives a power cut too. A new file gets the permissions the umask gives
+    any new file; a file written over keeps its permissions (a file made
+    private stays private).
 
     Parameters
     ----------
@@ -53,7 +55,10 @@ def write_atomically(path, payload):
         try:
             view = memoryview(payload)
             while view:
-                view = view[os.write(fd, view):]
+                written = os.write(fd, view)
+                if not written:  # else this loop would never end
+                    raise OSError(errno.EIO, "the system wrote 0 bytes of the file")
+                view = view[written:]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -70,25 +75,61 @@ def write_atomically(path, payload):
 
 
 def _create_temporary(path):
-    """A new empty file next to ``path``, opened for writing: ``(fd, name)``."""
+    """A new empty file next to ``path``, opened for writing: ``(fd, name)``.
+
+    It has the permissions of the file at ``path`` if there is one, else those
+    the umask gives new files.
+    """
     directory, name = os.path.split(os.path.abspath(path))
+    try:
+        existing = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:  # no file yet (or none we can see): a new one
+        existing = None
+    # Mode 0o666, as open() asks for: the kernel applies the umask and any
+    # default ACL, where mkstemp's fixed 0o600 would need a chmod that reads
+    # the umask (process-wide, so racy in threads). Over an existing file, it
+    # is created no wider than that file, then given its exact mode before any
+    # byte is written.
+    mode = 0o666 if existing is None else existing & 0o666
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY
+    prefix = _temporary_prefix(directory, name)
     for _ in range(100):
-        candidate = os.path.join(directory, f".{name[:200]}.{secrets.token_hex(4)}.tmp")
+        candidate = os.path.join(directory, f"{prefix}{secrets.token_hex(4)}.tmp")
         try:
-            # Mode 0o666, as open() asks for: the kernel applies the umask and any
-            # default ACL, where mkstemp's fixed 0o600 would need a chmod that
-            # reads the umask (process-wide, so racy in threads).
-            return os.open(candidate, flags, 0o666), candidate
+            fd = os.open(candidate, flags, mode)
         except FileExistsError:
             continue
+        if existing is not None and hasattr(os, "fchmod"):
+            try:
+                os.fchmod(fd, existing)
+            except BaseException:
+                os.close(fd)
+                os.unlink(candidate)
+                raise
+        return fd, candidate
     raise FileExistsError(errno.EEXIST, "No free temporary file name", directory)
+
+
+def _temporary_prefix(directory, name):
+    """``".<name>."``, cut so that the temporary name fits the file system's limit.
+
+    The limit (NAME_MAX, 255 on most systems) counts bytes, not characters:
+    ``"é" * 121`` is a legal 242-byte name whose temporary name must be shorter.
+    """
+    try:
+        name_max = os.pathconf(directory, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows), or no answer
+        name_max = 255
+    budget = name_max - len(".") - len(".") - len("01234567.tmp")
+    while len(os.fsencode(name)) > budget:
+        name = name[:-1]
+    return f".{name}."
 
 
 def _error_about(exc, path):
     """The ``OSError`` ``exc``, with its errno and message, about ``path``."""
     if exc.errno is None:
-        return OSError(f"Cannot write the model file {path!r}: {exc.strerror or exc}")
+        return OSError(f"Cannot write {path!r}: {exc.strerror or exc}")
     return OSError(exc.errno, exc.strerror, path)  # the errno's subclass, e.g. PermissionError
 
 

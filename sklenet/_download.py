@@ -9,8 +9,12 @@ cache. sklearn's own ``fetch_file`` has neither a timeout nor a size cap,
 hence this downloader:
 
 - every mirror is given a deadline per file (:data:`DOWNLOAD_TIMEOUT`,
-  ``$SKLENET_DOWNLOAD_TIMEOUT``) and every read a timeout
-  (:data:`READ_TIMEOUT`), so a trickling mirror cannot hang the caller;
+  ``$SKLENET_DOWNLOAD_TIMEOUT``) that covers the whole request, headers
+  included, and every read a timeout (:data:`READ_TIMEOUT`), so a trickling
+  mirror cannot hang the caller;
+- ``file://`` mirrors and files found on disk must be regular files (a named
+  pipe is never opened blocking), and a local file's size is compared with
+  the official size before it is hashed;
 - a mirror that fails is followed by the next one; network errors are
   retried, wrong answers (a 404, a wrong size or md5) are not;
 - no more bytes are read than the official file has;
@@ -22,18 +26,26 @@ A data set is described by a ``spec`` with ``name`` (for messages),
 ``mirrors`` (base URLs).
 """
 
+import contextlib
+import email.message
+import functools
 import hashlib
 import http.client
 import math
 import os
+import socket
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import urllib.response
 import warnings
 from pathlib import Path
+
+from ._regular_file import open_regular_file
 
 __all__ = ["DATA_HOME_ENV", "DOWNLOAD_TIMEOUT", "DOWNLOAD_TIMEOUT_ENV", "READ_TIMEOUT",
            "DatasetNotFoundError", "fetch_files"]
@@ -107,15 +119,19 @@ def fetch_files(spec, filenames, data_home, download_if_missing, download_args):
     """
     if download_args["mirrors"] is not None:
         _check_mirrors(download_args["mirrors"])
-    places = _places(spec, data_home)
+    places, no_home = _places(spec, data_home)
     verbose = download_args["verbose"]
     found = {f: _find(spec, f, places, download_if_missing, verbose) for f in filenames}
     missing = [f for f, path in found.items() if path is None]
     if missing and not download_if_missing:
         raise DatasetNotFoundError(
-            f"{', '.join(missing)} of {spec.name} not found in "
+            (f"{no_home}. " if no_home else "")
+            + f"{', '.join(missing)} of {spec.name} not found in "
             f"{', '.join(str(d) for d, _ in places)}, and download_if_missing=False. "
             + _how_to_supply(filenames))
+    if no_home:
+        warnings.warn(f"{no_home}; looking in the scikit-learn data home cache instead.",
+                      UserWarning, stacklevel=5)  # the caller of fetch_*, past validate_params
     if missing:
         found.update(_download_all(spec, missing, places[-1][0], **download_args))
     return found
@@ -133,49 +149,66 @@ def _check_mirrors(mirrors):
 
 
 # Looking on disk
-def _md5(path):
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
+def _problem(path, md5, size):
+    """None if ``path`` is the official file (``md5``, ``size``), else what is wrong.
+
+    The size is compared first: a huge (or sparse) file of the official name is
+    refused at once instead of hashed; a named pipe or a device is never read.
+    """
+    try:
+        f = open_regular_file(path, _NotRegular)
+    except _NotRegular as exc:
+        return f"it is {exc}, not a regular file"
+    with f:
+        actual_size = os.fstat(f.fileno()).st_size
+        if actual_size != size:
+            return f"its size is {actual_size} bytes, the official file's {size}"
+        h = hashlib.md5(usedforsecurity=False)
         for chunk in iter(lambda: f.read(_CHUNK), b""):
             h.update(chunk)
-    return h.hexdigest()
+    actual = h.hexdigest()
+    return None if actual == md5 else f"its md5 is {actual}, expected {md5}"
+
+
+class _NotRegular(Exception):
+    """What a path is instead of a regular file (e.g. "a named pipe (FIFO)")."""
 
 
 def _places(spec, data_home):
-    """The directories to search, in order, each with whether it is our cache."""
+    """The directories to search, in order, each with whether it is our cache; and
+    what is wrong with the user's directory (None if it exists)."""
     origin = "data_home"
     if data_home is None:
         data_home, origin = os.environ.get(DATA_HOME_ENV, "").strip() or None, DATA_HOME_ENV
-    places = []
+    places, no_home = [], None
     if data_home is not None:
         root = Path(data_home).expanduser()
         if not root.is_dir():
-            warnings.warn(f"{origin} directory {str(root)!r} does not exist; looking in "
-                          "the scikit-learn data home cache instead.", UserWarning,
-                          stacklevel=6)  # the caller of fetch_*, past validate_params
+            no_home = (f"The {origin} directory {str(root)!r} "
+                       + ("is not a directory" if root.exists() else "does not exist"))
         places = [(root, False), (root / spec.dirname, False)]
     # sklearn's get_data_home() would create the folder: looking must change nothing.
     sklearn_home = os.environ.get("SCIKIT_LEARN_DATA", os.path.join("~", "scikit_learn_data"))
-    return places + [(Path(sklearn_home).expanduser() / spec.dirname, True)]
+    return places + [(Path(sklearn_home).expanduser() / spec.dirname, True)], no_home
 
 
 def _find(spec, fname, places, download_if_missing, verbose):
     """The verified local copy of ``fname``, or None if it must be downloaded."""
-    expected = spec.files[fname][0]
+    md5, size = spec.files[fname]
     for directory, is_cache in places:
         path = directory / fname
-        if not path.is_file():
+        if not path.exists():  # a dangling link is a missing file too
             continue
-        actual = _md5(path)
-        if actual == expected:
+        what = _problem(path, md5, size)
+        if what is None:
             return path
         if is_cache and download_if_missing:
-            _log(verbose, f"{path} is corrupted (md5 {actual}); downloading it again.")
+            _log(verbose, f"{path} is corrupted ({what}); downloading it again.")
             return None
         fix = ("Delete it, or pass download_if_missing=True to download it again"
                if is_cache else "Replace it with the original file, or remove it")
-        raise OSError(f"{path} is corrupted or not the official {spec.name} file: its md5 "
-                      f"is {actual}, expected {expected}. {fix}.")
+        raise OSError(f"{path} is corrupted or not the official {spec.name} file: {what}. "
+                      f"{fix}.")
     return None
 
 
@@ -287,38 +320,156 @@ def _stream(url, out, *, size, timeout, verbose):
     """
     from tqdm import tqdm
 
-    deadline = time.monotonic() + timeout
     too_slow = (f"too slow: {{}} of {size} bytes after {timeout:g} s (raise the timeout "
                 f"parameter or {DOWNLOAD_TIMEOUT_ENV})")
     h, n = hashlib.md5(usedforsecurity=False), 0
     request = urllib.request.Request(url, headers={"User-Agent": "sklenet (urllib)"})
-    try:
-        resp = urllib.request.urlopen(request, timeout=min(READ_TIMEOUT, timeout))
-    except (OSError, http.client.HTTPException) as exc:
-        raise _network_failure(exc) from None
-    with resp, tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
-                    desc=url.rsplit("/", 1)[-1], disable=not verbose, file=sys.stderr) as bar:
-        announced = resp.headers.get("Content-Length", "")
-        if announced.isdigit() and int(announced) != size:
-            raise _MirrorFailed(f"announces {announced} bytes, the official file has {size}")
+    with _Deadline(timeout) as deadline:
+        try:
+            resp = _opener(deadline).open(request, timeout=min(READ_TIMEOUT, timeout))
+        except (OSError, http.client.HTTPException) as exc:
+            if deadline.passed():
+                raise _MirrorFailed(too_slow.format(0)) from None
+            raise _network_failure(exc) from None
+        with resp, tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024,
+                        leave=False, desc=url.rsplit("/", 1)[-1], disable=not verbose,
+                        file=sys.stderr) as bar:
+            announced = resp.headers.get("Content-Length", "")
+            if announced.isdigit() and int(announced) != size:
+                raise _MirrorFailed(
+                    f"announces {announced} bytes, the official file has {size}")
+            while True:
+                try:  # read1 returns what has arrived: a trickle cannot outlast the deadline
+                    chunk = resp.read1(min(_CHUNK, size + 1 - n))
+                except (OSError, http.client.HTTPException) as exc:
+                    if deadline.passed():
+                        raise _MirrorFailed(too_slow.format(n)) from None
+                    raise _network_failure(exc) from None
+                if not chunk:
+                    return n, h.hexdigest()
+                n += len(chunk)
+                if n > size:
+                    raise _MirrorFailed(f"sent more than the {size} bytes of the official "
+                                        "file; stopped reading")
+                out.write(chunk)
+                h.update(chunk)
+                bar.update(len(chunk))
+                if deadline.passed() and n < size:
+                    raise _MirrorFailed(too_slow.format(n))
+
+
+class _Deadline:
+    """Ends every connection of one download when its time is up.
+
+    A socket timeout bounds each read, not a request: a mirror that sends its
+    response headers a byte at a time keeps ``urlopen`` reading for as long as
+    it likes. From the deadline on, a thread shuts down the socket of every
+    connection opened for the download, which ends any read blocked on it.
+    """
+
+    def __init__(self, seconds):
+        self._at = time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._connections = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True,
+                                        name="sklenet-download-deadline")
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._done.set()
+        self._thread.join()
+
+    def passed(self):
+        return time.monotonic() >= self._at
+
+    def add(self, connection):
+        """Watch ``connection`` (an ``http.client.HTTPConnection``) from now on."""
+        if self.passed():
+            raise TimeoutError("the download's deadline has passed")
+        with self._lock:
+            self._connections.append(connection)
+
+    def _watch(self):
+        if self._done.wait(max(0.0, self._at - time.monotonic())):
+            return
+        # Until the download gives up: a connection may get its socket after the
+        # deadline (a TLS handshake follows the TCP connection).
         while True:
-            try:  # read1 returns what has arrived: a trickle cannot outlast the deadline
-                chunk = resp.read1(min(_CHUNK, size + 1 - n))
-            except (OSError, http.client.HTTPException) as exc:
-                if time.monotonic() > deadline:
-                    raise _MirrorFailed(too_slow.format(n)) from None
-                raise _network_failure(exc) from None
-            if not chunk:
-                return n, h.hexdigest()
-            n += len(chunk)
-            if n > size:
-                raise _MirrorFailed(f"sent more than the {size} bytes of the official file; "
-                                    "stopped reading")
-            out.write(chunk)
-            h.update(chunk)
-            bar.update(len(chunk))
-            if time.monotonic() > deadline and n < size:
-                raise _MirrorFailed(too_slow.format(n))
+            with self._lock:
+                sockets = [c.sock for c in self._connections if c.sock is not None]
+            for sock in sockets:
+                with contextlib.suppress(OSError):  # closed or shut down already
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            if self._done.wait(0.05):
+                return
+
+
+class _WatchedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args, deadline, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._deadline = deadline
+
+    def connect(self):
+        self._deadline.add(self)
+        super().connect()
+
+
+class _WatchedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args, deadline, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._deadline = deadline
+
+    def connect(self):
+        self._deadline.add(self)
+        super().connect()
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline):
+        super().__init__()
+        self._deadline = deadline
+
+    def http_open(self, req):
+        return self.do_open(functools.partial(_WatchedHTTPConnection,
+                                              deadline=self._deadline), req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline):
+        super().__init__()
+        self._deadline = deadline
+
+    def https_open(self, req):
+        return self.do_open(functools.partial(_WatchedHTTPSConnection,
+                                              deadline=self._deadline),
+                            req, context=self._context)
+
+
+class _FileHandler(urllib.request.FileHandler):
+    """``file://`` URLs of regular files only: opening a named pipe would block."""
+
+    def open_local_file(self, req):
+        path = urllib.request.url2pathname(req.selector)
+        try:
+            f = open_regular_file(path, _NotRegular)
+        except _NotRegular as exc:
+            raise _MirrorFailed(f"{path} is {exc}, not a regular file") from None
+        except OSError as exc:
+            raise urllib.error.URLError(exc) from None
+        headers = email.message.Message()
+        headers["Content-Length"] = str(os.fstat(f.fileno()).st_size)
+        return urllib.response.addinfourl(f, headers, req.full_url)
+
+
+def _opener(deadline):
+    """urllib's opener (proxies, redirects, ftp), with the connections ``deadline`` ends
+    and ``file://`` URLs that never block."""
+    return urllib.request.build_opener(_HTTPHandler(deadline), _HTTPSHandler(deadline),
+                                       _FileHandler())
 
 
 def _network_failure(exc):

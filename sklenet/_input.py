@@ -18,6 +18,7 @@ __all__ = [
     "encode_targets",
     "decode_predictions",
     "split_validation",
+    "stratified_split",
     "check_sample_shape",
     "check_validation_data",
     "warn_if_scaled_differently",
@@ -272,7 +273,10 @@ def encode_targets(y, classes=None, name="y"):
 def decode_predictions(indices, classes, one_hot, one_hot_dtype):
     """Labels in the form the estimator was fitted on."""
     if one_hot:
-        return np.eye(len(classes), dtype=one_hot_dtype)[indices]
+        # Row by row: an n_classes x n_classes identity would cost n_classes**2.
+        rows = np.zeros((len(indices), len(classes)), dtype=one_hot_dtype)
+        rows[np.arange(len(indices)), indices] = 1
+        return rows
     return classes[indices]
 
 
@@ -294,16 +298,30 @@ def split_validation(y, fraction, seed):
             stacklevel=3,
         )
         return indices, None
-    try:
-        train, valid = train_test_split(
-            indices, test_size=n_valid, stratify=y, random_state=seed
-        )
-    except ValueError:
+    train, valid, stratified = stratified_split(y, n_valid, seed)
+    if not stratified:
         warnings.warn(
             f"Some class has too few samples for a stratified validation split of "
             f"{n_valid} of {n} samples; using a plain random split instead.",
             UserWarning,
             stacklevel=3,
         )
-        train, valid = train_test_split(indices, test_size=n_valid, random_state=seed)
     return np.sort(train), np.sort(valid)
+
+
+def stratified_split(y, n_test, seed):
+    """Indices ``(train, test, stratified)`` of a split that puts ``n_test`` rows in ``test``.
+
+    Stratified on ``y`` (scikit-learn's ``train_test_split``) when every class
+    can be in both parts, otherwise plainly shuffled; ``stratified`` says which.
+    ``n_test`` must leave at least one row in each part. The indices come in the
+    splitter's order; the same ``seed`` gives the same split.
+    """
+    indices = np.arange(len(y))
+    try:
+        train, test = train_test_split(indices, test_size=n_test, stratify=y,
+                                       random_state=seed)
+        return train, test, True
+    except ValueError:  # a class too small for both parts
+        train, test = train_test_split(indices, test_size=n_test, random_state=seed)
+        return train, test, False

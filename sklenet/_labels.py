@@ -26,10 +26,18 @@ import math
 
 import numpy as np
 
-__all__ = ["KINDS", "label_kind", "label_values", "label_array"]
+__all__ = ["KINDS", "MAX_CLASSES", "MAX_LABEL_CHARS", "MAX_LABEL_LENGTH", "label_kind",
+           "label_values", "label_array"]
 
 #: The kinds of class labels, each with the numpy dtype that holds them.
 KINDS = {"bool": np.bool_, "int": np.int64, "float": np.float64, "str": np.str_}
+#: Most classes a model file holds (the output layer then has 8.4 M weights).
+MAX_CLASSES = 100_000
+#: Longest string label a model file holds, in characters.
+MAX_LABEL_LENGTH = 1024
+#: Most characters the string labels may take once numpy pads each to the
+#: longest (the number of classes times the longest label): 16 MiB as ``str``.
+MAX_LABEL_CHARS = 1 << 22
 
 _INT64 = np.iinfo(np.int64)
 
@@ -87,13 +95,15 @@ def label_values(classes):
     ------
     TypeError
         For labels of another kind, integers outside int64 and non-finite
-        floats (neither survive the round trip).
+        floats (neither survive the round trip), and labels beyond the bounds
+        :func:`label_array` enforces.
     """
     kind = label_kind(classes)
     convert = {"bool": bool, "int": int, "float": float, "str": str}[kind]
     values = [convert(c) for c in np.asarray(classes).ravel()]
     try:
         _check_values(kind, values)
+        _check_size(kind, values)
     except ValueError as exc:
         raise TypeError(str(exc)) from None
     return kind, values
@@ -121,8 +131,10 @@ def label_array(kind, values):
     ------
     ValueError
         If ``kind`` is unknown, a value is not of that kind (or out of the
-        int64 range, or not finite), or the labels are not sorted and distinct
-        as a fitted ``classes_`` is.
+        int64 range, or not finite), the labels are not sorted and distinct
+        as a fitted ``classes_`` is, or they exceed :data:`MAX_CLASSES`,
+        :data:`MAX_LABEL_LENGTH` or :data:`MAX_LABEL_CHARS`; all checked
+        before numpy builds the array.
     """
     if not isinstance(kind, str) or kind not in KINDS:
         raise ValueError(f"The kind of class labels must be one of {tuple(KINDS)}, got "
@@ -130,6 +142,7 @@ def label_array(kind, values):
     if not isinstance(values, list):
         raise ValueError(f"Class labels must be a list, got {type(values).__name__}.")
     _check_values(kind, values)
+    _check_size(kind, values)  # before numpy pads every label to the longest
     classes = np.array(values, dtype=KINDS[kind])
     if not np.all(classes[:-1] < classes[1:]):
         raise ValueError("Class labels must be sorted and distinct, as classes_ is.")
@@ -152,6 +165,23 @@ def _check_values(kind, values):
         if not ok:
             what = {"int": "an int64 integer", "float": "a finite number"}.get(kind, kind)
             raise ValueError(f"Class label {value!r} is not {what}.")
+
+
+def _check_size(kind, values):
+    if len(values) > MAX_CLASSES:
+        raise ValueError(f"{len(values)} classes, more than a model holds "
+                         f"(MAX_CLASSES={MAX_CLASSES}).")
+    if kind != "str":
+        return
+    longest = max(map(len, values), default=0)
+    if longest > MAX_LABEL_LENGTH:
+        raise ValueError(f"a class label of {longest} characters, longer than a label "
+                         f"may be (MAX_LABEL_LENGTH={MAX_LABEL_LENGTH}).")
+    if longest * len(values) > MAX_LABEL_CHARS:
+        raise ValueError(
+            f"{len(values)} labels of up to {longest} characters take "
+            f"{longest * len(values)} characters as an array, more than labels may "
+            f"(MAX_LABEL_CHARS={MAX_LABEL_CHARS}).")
 
 
 def _is_finite(number):

@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 
 from ._labels import label_array
+from ._options import available_device
 from ._model_file import ModelFileError, short
 
 __all__ = [
@@ -108,19 +109,29 @@ def _torch_optimizer(path, stored):
         cls = getattr(torch.optim, dotted[len(_TORCH_OPTIMIZER_PREFIX):], None)
     if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
         raise ModelFileError(f"{path!r}: unknown optimizer {short(dotted)} in the parameters.")
+    # Built as the estimator builds it, on parameters of LeNet-5's ranks (biases,
+    # dense and convolution weights): save() never wrote one that fails there.
+    dummies = [torch.nn.Parameter(torch.zeros((1,) * rank)) for rank in (1, 2, 4)]
+    try:
+        cls(dummies, lr=1e-3, weight_decay=0.0)
+    except Exception as exc:  # any class of torch.optim: whatever its refusal
+        raise ModelFileError(
+            f"{path!r}: optimizer {short(dotted)} cannot train LeNet-5 with lr and "
+            f"weight_decay, as LeNet5Classifier builds it ({type(exc).__name__}: "
+            f"{short(str(exc), 120)}); no fitted model uses it."
+        ) from None
     return cls
 
 
-def params_to_json(estimator):
-    """The estimator's parameters as JSON values.
+def params_to_json(params, defaults):
+    """The estimator's parameters ``params`` as JSON values.
 
     A parameter that is a Python object (``callbacks``, a ``RandomState``, an
     optimizer class outside ``torch.optim``) is code, which a model file never
-    holds: it is stored as its default, with a warning.
+    holds: it is stored as its default (from ``defaults``), with a warning.
     """
-    defaults = type(estimator)().get_params(deep=False)
     out = {}
-    for name, value in estimator.get_params(deep=False).items():
+    for name, value in params.items():
         if name == "optimizer" and isinstance(value, type):
             dotted = _torch_optimizer_name(value)
             if dotted is not None:
@@ -229,8 +240,8 @@ def fitted_from_config(path, config, shapes):
     -------
     fitted : dict
         ``classes_``, ``one_hot``, ``image_shape_``, ``n_features_in_``,
-        ``history_``, ``n_iter_`` and, when stored, ``feature_names_in_`` and
-        ``batch_size_``.
+        ``history_``, ``n_iter_``, ``batch_size_``, ``temperature_`` and, when
+        stored, ``feature_names_in_``.
     """
     values = _field(path, config, "classes", lambda v: isinstance(v, list) and len(v) >= 2,
                     "a list of at least 2 class labels")
@@ -259,9 +270,13 @@ def fitted_from_config(path, config, shapes):
     history = _history(path, config)
     n_iter = _field(path, config, "n_iter", lambda v: _is_int(v) and v >= 0,
                     "an int >= 0")
-    # Absent from files written before batch_size="auto" existed.
-    batch_size = _field(path, config, "batch_size", lambda v: v is None or (_is_int(v) and v > 0),
-                        "null or an int > 0")
+    batch_size = _field(path, config, "batch_size", lambda v: _is_int(v) and v > 0,
+                        "an int > 0")
+    temperature = _field(
+        path, config, "temperature",
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+        and math.isfinite(v) and v > 0,
+        "a finite number > 0")
     fitted = {
         "classes_": classes,
         "one_hot": one_hot,
@@ -269,30 +284,17 @@ def fitted_from_config(path, config, shapes):
         "n_features_in_": n_features,
         "history_": history,
         "n_iter_": n_iter,
+        "batch_size_": batch_size,
+        "temperature_": float(temperature),
     }
     if feature_names is not None:
         fitted["feature_names_in_"] = np.array(feature_names, dtype=object)
-    if batch_size is not None:
-        fitted["batch_size_"] = batch_size
     return fitted
 
 
 def saved_device(path, config):
-    """The device the model ran on when saved, or the CPU where CUDA is missing."""
-    import torch
-
+    """The device the model ran on when saved, as :func:`available_device` places it."""
     device = config.get("device", "cpu")
     if not isinstance(device, str):
         raise ModelFileError(f"{path!r}: bad device {short(device)}.")
-    if not device.startswith("cuda"):
-        return "cpu"
-    if not torch.cuda.is_available():
-        warnings.warn(
-            f"The model was saved on {device[:40]}, but PyTorch sees no CUDA device; "
-            f"it is loaded on the CPU.", UserWarning, stacklevel=3,
-        )
-        return "cpu"
-    index = device.partition(":")[2]
-    if not (index.isdecimal() and len(index) < 4 and int(index) < torch.cuda.device_count()):
-        return "cuda"  # the current CUDA device: that one is not here
-    return device
+    return available_device(device, stacklevel=3)

@@ -29,12 +29,12 @@ import json
 import math
 import os
 import re
-import stat
 import struct
 
 import numpy as np
 
 from ._optional import import_optional
+from ._regular_file import open_regular_file
 
 __all__ = [
     "FORMAT_NAME",
@@ -66,8 +66,6 @@ _DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16,
 _WRITABLE_DTYPES = {np.dtype(t) for t in _DTYPES.values()}
 #: The metadata fields covered by the digest (all of them but the digest itself).
 _DIGESTED_FIELDS = ("format", "format_version", "sklenet_version", "config")
-_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
-_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # POSIX only
 
 
 class ModelFileError(ValueError):
@@ -221,14 +219,15 @@ def header_size(payload):
 # ---------------------------------------------------------------------- read
 
 
-def read(path, *, max_header_bytes, max_json_depth):
+def read(path, *, max_header_bytes, max_json_depth, expected=None):
     """The configuration and tensors of the model file at ``path``, checked.
 
     Only a regular file is opened; its header must be at most
     ``max_header_bytes`` long and nest JSON at most ``max_json_depth`` deep;
     the metadata must name the sklenet format in a version this sklenet reads;
-    the tensor table must describe exactly the bytes that follow it; and the
-    digest must match. The configuration's own fields are not checked here.
+    the tensor table must describe exactly the bytes that follow it, and be
+    what ``expected`` says, before any of those bytes is read; and the digest
+    must match. The configuration's own fields are not checked here.
 
     Parameters
     ----------
@@ -236,6 +235,13 @@ def read(path, *, max_header_bytes, max_json_depth):
         The model file.
     max_header_bytes, max_json_depth : int
         The caps.
+    expected : callable, default=None
+        ``expected(path, config, shapes)`` returns ``{name: (shape, dtype)}``,
+        the tensors the network that ``config`` describes holds (``shapes``:
+        the shape of each tensor of the table), or raises
+        :class:`ModelFileError`. The table must name exactly these tensors,
+        with these shapes and dtypes: a file is refused before its tensor
+        bytes are read, however large it claims to be. None accepts any table.
 
     Returns
     -------
@@ -256,6 +262,9 @@ def read(path, *, max_header_bytes, max_json_depth):
             header, data_size = _read_header(path, f, max_header_bytes, max_json_depth)
             metadata, config = _check_metadata(path, header, max_json_depth)
             table = _tensor_table(path, header, data_size)
+            shapes = {name: entry[1] for name, entry in table.items()}
+            if expected is not None:
+                _check_table(path, table, expected(path, config, shapes))
             data = f.read(data_size)
     except OSError as exc:
         raise ModelFileError(f"Cannot read model file {path!r}: {exc.strerror or exc}.") from None
@@ -270,40 +279,40 @@ def read(path, *, max_header_bytes, max_json_depth):
             f"{path!r} is damaged or was modified: the SHA-256 digest of its tensors and "
             f"metadata does not match the one recorded when it was saved."
         )
-    return config, {name: entry[1] for name, entry in table.items()}, arrays
+    return config, shapes, arrays
 
 
-_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-               (stat.S_ISSOCK, "a socket"))
-
-
-def _require_regular_file(path, mode):
-    if not stat.S_ISREG(mode):
-        kind = next((what for test, what in _FILE_KINDS if test(mode)), "not a regular file")
+def _check_table(path, table, expected):
+    """The tensor ``table`` must hold exactly the ``expected`` names, shapes and dtypes."""
+    missing = sorted(set(expected) - set(table))
+    unexpected = sorted(set(table) - set(expected))
+    if missing or unexpected:
         raise ModelFileError(
+            f"{path!r} does not hold the tensors of this network: missing "
+            f"{short(missing, 200)}, unexpected {short(unexpected, 200)}."
+        )
+    for name, (shape, dtype) in expected.items():
+        found_dtype, found_shape = table[name][:2]
+        if found_shape != tuple(shape):
+            raise ModelFileError(
+                f"{path!r}: tensor {name!r} has shape {found_shape}, but the network the "
+                f"file describes needs {tuple(shape)}."
+            )
+        if found_dtype != np.dtype(dtype).newbyteorder("<"):
+            raise ModelFileError(
+                f"{path!r}: tensor {name!r} is {found_dtype}, expected {np.dtype(dtype)}."
+            )
+
+
+def _open_regular_file(path):
+    """Open ``path`` for reading; refuse anything but a regular file unread."""
+    def refuse(kind):
+        return ModelFileError(
             f"{path!r} is {kind}, not a model file; sklenet.load reads regular files "
             f"only (written by sklenet.save)."
         )
 
-
-def _open_regular_file(path):
-    """Open ``path`` for reading; refuse anything but a regular file unread.
-
-    Checked before opening (opening a device can have effects of its own) and
-    again on the open file, in case ``path`` was replaced in between. The open
-    itself does not block: ``O_NONBLOCK`` makes opening a FIFO return at once
-    instead of waiting for a writer (reading regular files ignores the flag).
-    """
-    _require_regular_file(path, os.stat(path).st_mode)
-    fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | _O_BINARY)
-    f = os.fdopen(fd, "rb")
-    try:
-        _require_regular_file(path, os.fstat(fd).st_mode)
-    except BaseException:
-        f.close()
-        raise
-    return f
+    return open_regular_file(path, refuse)
 
 
 def _not_safetensors(path, head, n, size):

@@ -17,9 +17,9 @@ import contextlib
 
 import torch
 
-__all__ = ["PRECISIONS", "cpu_has_native_bf16", "resolve_precision", "run_module"]
+from ._options import PRECISIONS
 
-PRECISIONS = ("float32", "bfloat16", "auto")
+__all__ = ["cpu_has_native_bf16", "resolve_precision", "run_module"]
 
 
 def cpu_has_native_bf16():

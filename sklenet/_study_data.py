@@ -6,7 +6,7 @@ study (and its command line) why a data set is not there. The public names
 are re-exported by :mod:`sklenet.study`, where they are documented.
 """
 
-import warnings
+import os
 from pathlib import Path
 
 import numpy as np
@@ -39,15 +39,20 @@ def load_study_data(dataset="auto", *, data_home=None, download=True, log=print)
     dataset : {"auto", "fashion-mnist", "mnist", "digits"}, default="auto"
         ``"auto"`` loads Fashion-MNIST when its files can be found (locally,
         or by a download when ``download=True``) and otherwise falls back to
-        scikit-learn's bundled digits, saying so in one line through ``log``.
-        A file that is there but corrupted is an error, never a reason to
-        fall back. ``"digits"`` (8x8 images, no official test set) is split
-        75/25, stratified, with a fixed seed.
+        scikit-learn's bundled digits, saying so in one line through ``log``:
+        also when the download cache cannot be written. A file that is there
+        but corrupted is an error, never a reason to fall back.
+        ``"digits"`` (8x8 images, no official test set) is split 75/25,
+        stratified, with a fixed seed.
     data_home : str or path, default=None
         Directory holding the original IDX files (see
-        :mod:`sklenet.datasets`).
+        :mod:`sklenet.datasets`); None reads ``$SKLENET_DATA_HOME``. A
+        directory named this way that does not exist is an error (a mistyped
+        path), whatever ``dataset`` other than ``"digits"`` asks for.
     download : bool, default=True
-        Whether missing files may be downloaded.
+        Whether missing files may be downloaded. A download says so in one
+        line through ``log`` before it starts; its retries are not reported,
+        only, if it fails, why.
     log : callable, default=print
         Receives progress and fallback messages.
 
@@ -76,16 +81,22 @@ def load_study_data(dataset="auto", *, data_home=None, download=True, log=print)
         return _digits()
     name = "mnist" if dataset == "mnist" else "fashion-mnist"
     title = _TITLES[name]
+    _check_data_home(data_home, title)
     try:
-        train, test = _fetch_idx(name, data_home, download)
-    except FileNotFoundError as exc:  # missing files, or every download failed
-        if dataset != "auto":
+        train, test = _fetch_idx(name, data_home, download, log)
+    except OSError as exc:
+        # Missing files, every download failed, or the cache cannot be written
+        # (the operating system's errno): the data is not there, and "auto"
+        # may fall back. sklenet's own errors about a file that is there but
+        # not the official one carry no errno: never a reason to fall back.
+        unreachable = isinstance(exc, FileNotFoundError) or exc.errno is not None
+        if dataset != "auto" or not unreachable:
             raise DatasetUnavailableError(f"{title} is not available: {exc}") from exc
         log(f"{title} is not available ({_first_sentence(exc)}); using scikit-learn's "
             f"bundled digits (8x8 images) instead. Pass --data-home DIR with the {title} "
             f"files to run the study on its data set.")
         return _digits()
-    except (OSError, ValueError) as exc:  # a file is there but corrupted or malformed
+    except ValueError as exc:  # a file is there but malformed
         raise DatasetUnavailableError(f"{title} is not available: {exc}") from exc
     return {
         "name": name,
@@ -99,17 +110,40 @@ def load_study_data(dataset="auto", *, data_home=None, download=True, log=print)
     }
 
 
-def _fetch_idx(name, data_home, download):
+def _check_data_home(data_home, title):
+    """A data home named by the caller or the environment must exist: say so before anything."""
+    from .datasets import DATA_HOME_ENV
+
+    origin = "data_home"
+    if data_home is None:
+        data_home, origin = os.environ.get(DATA_HOME_ENV, "").strip() or None, f"${DATA_HOME_ENV}"
+    if data_home is not None and not Path(data_home).expanduser().is_dir():
+        raise DatasetUnavailableError(
+            f"{title} is not available: {origin} {str(data_home)!r} is not a directory.")
+
+
+def _fetch_idx(name, data_home, download, log):
     """The training and the test Bunch of ``"fashion-mnist"`` or ``"mnist"``."""
     from . import datasets
 
     fetch = datasets.fetch_mnist if name == "mnist" else datasets.fetch_fashion_mnist
-    with warnings.catch_warnings():
-        # A data_home that does not exist is reported by the caller's error.
-        warnings.filterwarnings("ignore", message=".*does not exist; looking in")
-        return tuple(fetch(subset=subset, data_home=data_home, download_if_missing=download,
-                           verbose=bool(download))
+
+    def both(may_download):
+        # Quiet: the fetchers report every retry of every mirror; the caller
+        # says once what is happening, and the error says once what failed.
+        return tuple(fetch(subset=subset, data_home=data_home,
+                           download_if_missing=may_download, verbose=False)
                      for subset in ("train", "test"))
+
+    if not download:
+        return both(False)
+    try:
+        return both(False)
+    except FileNotFoundError:
+        log(f"Downloading {_TITLES[name]} into the scikit-learn data home ...")
+    except OSError:  # not the official file: in the cache, a download replaces it
+        pass
+    return both(True)
 
 
 def _first_sentence(exc):

@@ -18,12 +18,15 @@ subclassing, ``notify``, ``infer``, ``get_loss``, ``partial_fit``, callbacks,
 :meth:`LeNet5Net._set_training`).
 """
 
+import contextlib
 import copy
 import functools
+import importlib
 import math
 import re
+import signal
 import sys
-import warnings
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -44,6 +47,7 @@ from torch import nn
 from ._batching import BatchIterator, RandomShiftFlip
 from ._callbacks import BatchAccuracy, LRSchedule, WeightAverage
 from ._speed import resolve_precision, run_module, set_memory_format
+from ._options import available_device
 from .network import InputAdapter, LeNet5, SeededDropout
 
 __all__ = [
@@ -52,9 +56,12 @@ __all__ = [
     "build_module",
     "build_net",
     "train_epochs",
+    "module_weights",
     "snapshot",
+    "weights_snapshot",
     "net_from_snapshot",
     "predict_logits",
+    "layer_outputs",
     "extract_features",
 ]
 
@@ -76,6 +83,15 @@ _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 class StopTraining(Exception):
     """Raised in place of the ``KeyboardInterrupt`` skorch's early stopping uses."""
+
+
+class UserInterrupt(Exception):
+    """Carries the user's ``KeyboardInterrupt`` past skorch's ``partial_fit``,
+    which would swallow it; :func:`train_epochs` re-raises the original."""
+
+    def __init__(self, interrupt):
+        super().__init__("training interrupted")
+        self.interrupt = interrupt
 
 
 def _console(text):
@@ -173,16 +189,17 @@ class LeNet5Net(NeuralNetClassifier):
             for _, cb in self.callbacks_
         )
 
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
-        if not self.initialized_:
-            self.initialize()
-        self.notify("on_train_begin", X=X, y=y)
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        # skorch's partial_fit ends with ``except KeyboardInterrupt: pass``: a
+        # Ctrl-C would return a half-trained net as if training had completed.
+        # The interrupt leaves skorch wrapped in UserInterrupt and train_epochs
+        # re-raises the original; early stopping ends the loop normally.
         try:
-            self.fit_loop(X, y, **fit_params)
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except StopTraining:
-            pass
-        self.notify("on_train_end", X=X, y=y)
-        return self
+            return self
+        except KeyboardInterrupt as interrupt:
+            raise UserInterrupt(interrupt) from interrupt
 
     def _set_training(self, training=True):
         # Pinned private override (skorch 1.x calls it before every batch; a
@@ -236,6 +253,35 @@ def architecture(params, image_shape, n_classes):
     }
 
 
+def import_whole(name):
+    """Import module ``name`` with Ctrl-C held back until the import is complete.
+
+    torch.optim imports ``torch._dynamo`` (and sympy with it, 2-3 s) when a
+    process builds its first optimizer. An import cut short by
+    ``KeyboardInterrupt`` leaves such packages half-initialised in
+    ``sys.modules``, and every later fit of the process then fails until the
+    interpreter restarts. A SIGINT that arrives during the import reaches the
+    handler that was in place right after it.
+    """
+    if name in sys.modules:
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None or threading.current_thread() is not threading.main_thread():
+        # Python runs signal handlers in the main thread only, so nothing can
+        # interrupt an import elsewhere; None is a handler installed outside
+        # Python, which could not be put back.
+        importlib.import_module(name)
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        importlib.import_module(name)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            signal.raise_signal(signal.SIGINT)
+
+
 def build_module(architecture, mean=None, std=None, seed=None):
     """The PyTorch module: input standardization followed by LeNet-5.
 
@@ -253,9 +299,13 @@ def build_module(architecture, mean=None, std=None, seed=None):
     """
     # Built on the meta device so that construction draws nothing from the
     # global generator; the weights are then drawn from a generator of our own.
+    # The meta tensors are replaced by assignment, not ``to_empty``: that runs
+    # meta ``empty_like`` through torch's Python references, which import sympy
+    # (~1 s), and a Ctrl-C during that import breaks sympy for the process.
     with torch.device("meta"):
         lenet5 = LeNet5(**architecture)
-    lenet5 = lenet5.to_empty(device="cpu")
+    lenet5.load_state_dict({name: torch.empty(value.shape, dtype=value.dtype)
+                            for name, value in lenet5.state_dict().items()}, assign=True)
     if mean is None:
         mean = std = [1.0] * architecture["in_channels"]
     if seed is not None:
@@ -302,6 +352,7 @@ def build_net(params, module, device, *, epochs, schedule, batch_size, n_train=0
     seed : int
         Seed of the shuffling and augmentation streams.
     """
+    import_whole("torch._dynamo")  # what torch.optim imports on its first use
     optimizer = params["optimizer"]
     optimizer_kwargs = {"optimizer__weight_decay": params["weight_decay"]}
     if optimizer == "sgd":
@@ -376,6 +427,8 @@ def train_epochs(net, train_set, epochs, dropout_seed):
         layer.generator = generator
     try:
         net.partial_fit(train_set, epochs=epochs)
+    except UserInterrupt as wrapped:
+        raise wrapped.interrupt from None
     finally:
         for layer in dropouts:
             layer.generator = None
@@ -394,6 +447,13 @@ def _to_numpy(value):
     return value
 
 
+def module_weights(net):
+    """The network's weights as an ordered dict of numpy arrays (copies)."""
+    return OrderedDict(
+        (name, _to_numpy(tensor)) for name, tensor in net.module_.state_dict().items()
+    )
+
+
 def snapshot(net, architecture):
     """The fitted state of ``net`` as plain data (numpy arrays, lists, numbers).
 
@@ -405,9 +465,7 @@ def snapshot(net, architecture):
     optimizer = net.optimizer_.state_dict()
     return {
         "architecture": dict(architecture),
-        "module": OrderedDict(
-            (name, _to_numpy(tensor)) for name, tensor in net.module_.state_dict().items()
-        ),
+        "module": module_weights(net),
         # Per-parameter optimizer state as a list (skops wants string keys).
         "optimizer": {
             "name": type(net.optimizer_).__name__,
@@ -416,37 +474,80 @@ def snapshot(net, architecture):
         },
         "history": copy.deepcopy(list(net.history)),
         "device": str(net.device),
-        "amp_dtype": None if net.amp_dtype is None else str(net.amp_dtype).split(".")[-1],
+        "amp_dtype": _dtype_name(net.amp_dtype),
         "channels_last": bool(net.channels_last),
     }
+
+
+def weights_snapshot(params, architecture, weights, device):
+    """The :func:`snapshot` of a net known by its weights only (a model file):
+    no optimizer state, no history, the precision and layout of ``params``."""
+    return {
+        "architecture": dict(architecture),
+        "module": OrderedDict((name, np.array(array)) for name, array in weights.items()),
+        "optimizer": None,
+        "history": [],
+        "device": str(device),
+        "amp_dtype": _dtype_name(resolve_precision(params["precision"], device)),
+        "channels_last": bool(params["channels_last"]),
+    }
+
+
+def _dtype_name(dtype):
+    return None if dtype is None else str(dtype).removeprefix("torch.")
 
 
 def load_snapshot(net, state, *, optimizer=True):
     """Copy a :func:`snapshot` into a freshly built ``net``, in place.
 
-    The optimizer state (Adam's moments, SGD's momentum) is copied only when
+    Every tensor lands where the net's own live: weights are copied into the
+    parameters, and each optimizer-state tensor is given its parameter's
+    device, dtype and memory layout (see :func:`optimizer_state_for`). The
+    optimizer state (Adam's moments, SGD's momentum) is copied only when
     ``optimizer`` is true and the optimizer is of the same kind; its
     hyper-parameters (lr, weight decay) stay those of ``net``.
     """
-    net.module_.load_state_dict(OrderedDict(
-        (name, torch.as_tensor(array)) for name, array in state["module"].items()
-    ))
+    with torch.no_grad():
+        net.module_.load_state_dict(OrderedDict(
+            (name, torch.as_tensor(array)) for name, array in state["module"].items()
+        ))
     set_memory_format(net.module_, net.channels_last)
     saved = state.get("optimizer") or {}
     if optimizer and saved.get("name") == type(net.optimizer_).__name__:
-        current = net.optimizer_.state_dict()
-        per_param = {
-            i: {key: torch.tensor(value) if isinstance(value, np.ndarray) else value
-                for key, value in entry.items()}
-            for i, entry in enumerate(saved["state"]) if entry
-        }
-        # load_state_dict moves each value to its parameter's device and dtype.
-        net.optimizer_.load_state_dict(
-            {"state": per_param, "param_groups": current["param_groups"]}
-        )
+        net.optimizer_.load_state_dict({
+            "state": optimizer_state_for(list(net.module_.parameters()), saved["state"]),
+            "param_groups": net.optimizer_.state_dict()["param_groups"],
+        })
     net.history.clear()
     net.history.extend(copy.deepcopy(state["history"]))
     return net
+
+
+def optimizer_state_for(params, saved_state):
+    """Per-parameter optimizer state (``{index: {key: value}}``) for ``params``.
+
+    A tensor shaped like its parameter (a moment) becomes a copy with the
+    parameter's device, dtype and strides: ``Optimizer.load_state_dict`` moves
+    values to the parameter's device and dtype but keeps their strides, and
+    fused Adam reads moments in the parameter's memory order, so a contiguous
+    moment next to a channels-last weight is silently wrong on the CPU and an
+    error on CUDA. Other values (``step``) are left to ``load_state_dict``'s
+    own placement rules.
+    """
+    state = {}
+    for index, (param, entry) in enumerate(zip(params, saved_state)):
+        if not entry:
+            continue
+        state[index] = {}
+        for key, value in entry.items():
+            if isinstance(value, np.ndarray):
+                value = torch.from_numpy(value)
+                if tuple(value.shape) == tuple(param.shape):
+                    value = torch.empty_like(param).copy_(value)
+                else:
+                    value = value.clone()
+            state[index][key] = value
+    return state
 
 
 def net_from_snapshot(params, state, device=None):
@@ -455,15 +556,7 @@ def net_from_snapshot(params, state, device=None):
     ``device`` defaults to the snapshot's; a CUDA snapshot lands on the CPU
     (with a warning) where PyTorch sees no CUDA device.
     """
-    device = device or state["device"]
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        warnings.warn(
-            f"The model was fitted on {device}, but no CUDA devices are available "
-            f"here; it runs on the CPU.",
-            UserWarning,
-            stacklevel=3,
-        )
-        device = "cpu"
+    device = device or available_device(state["device"], stacklevel=3)
     module = build_module(state["architecture"])
     params = dict(params, precision=_precision_of(state), channels_last=state["channels_last"])
     # A rebuilt net only predicts until the next training call builds its own.
@@ -478,8 +571,30 @@ def _precision_of(state):
 
 # ----------------------------------------------------------- inference
 
-def _chunks(net, images):
-    """Forward ``images`` in fixed-size, zero-padded chunks; yields (start, n, output)."""
+@contextlib.contextmanager
+def _exact_float32(device):
+    """Inference on CUDA in true float32.
+
+    cuDNN computes float32 convolutions in TF32 (a 10-bit mantissa) unless
+    told otherwise, which moves probabilities by ~1e-3 against the CPU and the
+    ONNX runtimes; training keeps TF32's speed, inference gives one answer.
+    """
+    if not str(device).startswith("cuda"):
+        yield
+        return
+    flags = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = [backend.allow_tf32 for backend in flags]
+    for backend in flags:
+        backend.allow_tf32 = False
+    try:
+        yield
+    finally:
+        for backend, allowed in zip(flags, saved):
+            backend.allow_tf32 = allowed
+
+
+def _padded_chunks(images):
+    """``images`` in fixed-size chunks, the last zero-padded; yields (start, n, chunk)."""
     for start in range(0, len(images), INFERENCE_CHUNK):
         chunk = images[start:start + INFERENCE_CHUNK]
         n = len(chunk)
@@ -491,38 +606,74 @@ def _chunks(net, images):
         yield start, n, chunk
 
 
-def predict_logits(net, images, flip=False):
-    """float64 logits of ``images`` (a tensor ``(n, C, H, W)``), batch-invariant.
+def _forward(net, images, amp_dtype, flip=False):
+    """Run ``images`` through the network in inference mode; yields (start, n, logits).
 
-    ``flip``: the mean of the logits of each image and of its mirror image.
+    ``amp_dtype`` None computes in float32 (whatever precision trained the
+    net), so a model gives the same probabilities on every machine and in ONNX.
+    ``flip`` averages the logits of each image and of its mirror image.
     """
     module = net.module_.eval()
-    logits = np.empty((len(images), module.lenet5.output.out_features), dtype=np.float32)
-    with torch.inference_mode():
-        for start, n, chunk in _chunks(net, images):
-            out = run_module(module, chunk, net.device, net.amp_dtype, net.channels_last)
+    with torch.inference_mode(), _exact_float32(net.device):
+        for start, n, chunk in _padded_chunks(images):
+            out = run_module(module, chunk, net.device, amp_dtype, net.channels_last)
             if flip:
-                mirrored = run_module(module, chunk.flip(-1), net.device, net.amp_dtype,
+                mirrored = run_module(module, chunk.flip(-1), net.device, amp_dtype,
                                       net.channels_last)
                 out = 0.5 * (out + mirrored)
-            logits[start:start + n] = out[:n].cpu().numpy()
+            yield start, n, out[:n]
+
+
+def predict_logits(net, images, flip=False, amp_dtype=None):
+    """float64 logits of ``images`` (a tensor ``(n, C, H, W)``), batch-invariant.
+
+    ``flip``: the mean of the logits of each image and of its mirror image;
+    ``amp_dtype``: autocast dtype of the convolutions (None: float32).
+    """
+    n_classes = net.module_.lenet5.output.out_features
+    logits = np.empty((len(images), n_classes), dtype=np.float32)
+    for start, n, out in _forward(net, images, amp_dtype, flip):
+        logits[start:start + n] = out.cpu().numpy()
     return logits.astype(np.float64)
 
 
-def extract_features(net, images):
-    """The 84 F6 activations of each image, float64, batch-invariant."""
-    module = net.module_.eval()
-    features = np.empty((len(images), module.lenet5.f6.out_features), dtype=np.float32)
-    captured = []
-    hook = module.lenet5.act6.register_forward_hook(
-        lambda layer, inputs, output: captured.append(output)
-    )
+def layer_outputs(net, images, layer_names, amp_dtype=None):
+    """Outputs of LeNet-5's layers ``layer_names`` for each image, batch-invariant.
+
+    Parameters
+    ----------
+    net : LeNet5Net
+        A fitted net.
+    images : torch.Tensor of shape (n, C, H, W)
+        The images.
+    layer_names : sequence of str
+        Attributes of ``net.module_.lenet5`` (e.g. ``"c1"``, ``"act6"``).
+    amp_dtype : torch.dtype or None, default=None
+        Autocast dtype of the convolutions (None: float32).
+
+    Returns
+    -------
+    outputs : dict of str to ndarray
+        float32 arrays, one row per image, keyed by layer name.
+    """
+    lenet5 = net.module_.lenet5
+    captured = {}
+    hooks = [
+        getattr(lenet5, name).register_forward_hook(
+            lambda layer, inputs, output, name=name: captured.__setitem__(name, output))
+        for name in layer_names
+    ]
+    parts = {name: [] for name in layer_names}
     try:
-        with torch.inference_mode():
-            for start, n, chunk in _chunks(net, images):
-                captured.clear()
-                run_module(module, chunk, net.device, net.amp_dtype, net.channels_last)
-                features[start:start + n] = captured[0][:n].float().cpu().numpy()
+        for _, n, _ in _forward(net, images, amp_dtype):
+            for name in layer_names:
+                parts[name].append(captured[name][:n].float().cpu().numpy())
     finally:
-        hook.remove()
-    return features.astype(np.float64)
+        for hook in hooks:
+            hook.remove()
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+
+
+def extract_features(net, images, amp_dtype=None):
+    """The 84 F6 activations of each image, float64, batch-invariant."""
+    return layer_outputs(net, images, ["act6"], amp_dtype)["act6"].astype(np.float64)

@@ -4,9 +4,17 @@ It owns the sklearn side: parameters, validation of data and labels, the
 validation split, weights and the fitted attributes. Everything about the
 skorch net (building, training, snapshots, inference) is in
 :mod:`sklenet._training`.
+
+File formats and exporters (:mod:`sklenet.persistence`, :mod:`sklenet.export`)
+reach a fitted estimator through one seam defined here, never through its
+private attributes: :func:`fitted_model` describes it as a
+:class:`FittedModel` (the one writer), :func:`rebuild_estimator` builds an
+estimator from one (the one reader), and :func:`check_params` runs the
+parameter checks of ``fit`` without fitting.
 """
 
-import contextlib
+import dataclasses
+
 import inspect
 import warnings
 from numbers import Integral, Real
@@ -28,6 +36,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import _training
 from ._batching import TensorSubset, auto_batch_size
+from ._calibration import fit_temperature
 from ._input import (
     channel_mean_std,
     check_sample_shape,
@@ -46,12 +55,18 @@ from ._options import (
     LR_SCHEDULES,
     OPTIMIZERS,
     POOLINGS,
+    INFERENCE_PRECISIONS,
     PRECISIONS,
+    available_device,
     resolve_device,
 )
+from ._speed import resolve_precision
 
-__all__ = ["LeNet5Classifier"]
+__all__ = ["LeNet5Classifier", "FittedModel", "fitted_model", "rebuild_estimator",
+           "check_params"]
 
+#: skorch's history keys renamed in ``history_``; other scalars recorded by
+#: callbacks (``EpochScoring("f1_macro")``...) keep their names.
 _HISTORY_KEYS = {
     "train_loss": "train_loss",
     "train_acc": "train_accuracy",
@@ -62,20 +77,38 @@ _HISTORY_KEYS = {
 }
 
 
-@contextlib.contextmanager
-def _unchanged_on_error(estimator):
-    """Put back the estimator's attributes if the block raises (Ctrl-C included).
+def _history_record(row):
+    """One epoch of the net's history as ``history_`` shows it: the renamed
+    standard keys (None when not recorded) and every other scalar value."""
+    record = {"epoch": row["epoch"]}
+    record.update({name: None if row.get(key) is None else float(row[key])
+                   for key, name in _HISTORY_KEYS.items()})
+    record.update({key: value.item() if isinstance(value, np.generic) else value
+                   for key, value in row.items()
+                   if key not in _HISTORY_KEYS and key not in record
+                   and not key.endswith("_batch_count")  # skorch's bookkeeping
+                   and isinstance(value, (bool, Real, str, np.generic))})
+    return record
 
-    A shallow copy is enough: training works on a new net and never mutates
-    the objects the attributes refer to.
+
+def _working_copy(estimator):
+    """A shallow copy of ``estimator`` with an attribute dict of its own.
+
+    A training call runs on the copy and :func:`_commit` hands the copy's dict
+    to the estimator in one assignment, so every fitted attribute changes at
+    once and only when the call completes: an exception or Ctrl-C anywhere
+    before leaves the estimator as it was, and a ``predict`` running in another
+    thread sees the old model or the new one, never a mix. Training never
+    mutates the objects the attributes refer to (it builds a new net).
     """
-    saved = dict(estimator.__dict__)
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(saved)
-        raise
+    work = object.__new__(type(estimator))
+    work.__dict__.update(estimator.__dict__)
+    return work
+
+
+def _commit(estimator, work):
+    estimator.__dict__ = work.__dict__
+    return estimator
 
 
 def _as_tensor(X):
@@ -85,12 +118,17 @@ def _as_tensor(X):
         return torch.from_numpy(X)
 
 
-def _seeds(random_state, epochs_done):
-    """``(base, stream)`` seeds: ``base`` initializes the weights and splits the
-    data; ``stream`` drives shuffling, augmentation and dropout, and moves on
-    with the epochs already trained so a continued fit does not replay them."""
-    base = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-    return base, base + epochs_done
+def _draw_seed(random_state):
+    """The one seed a training call draws from ``random_state``.
+
+    An int always gives the same seed; a ``RandomState`` is consumed once per
+    call (as in scikit-learn, repeated fits then differ); None draws from
+    numpy's global generator. Everything random in the call derives from it:
+    the weights and the validation split from the seed itself, shuffling,
+    augmentation and dropout from the seed plus the epochs already trained, so
+    a continued fit does not replay them.
+    """
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
 class LeNet5Classifier(ClassifierMixin, BaseEstimator):
@@ -146,6 +184,18 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         validation loss and accuracy each epoch (the study's 20% split) and to
         drive early stopping. ``0`` or ``None`` trains on everything. Ignored
         when ``fit`` receives ``validation_data``.
+    calibration : {"temperature"} or None, default="temperature"
+        Calibrate ``predict_proba`` and ``predict_log_proba`` by temperature
+        scaling (Guo et al. 2017): after training, ``fit`` finds the one
+        temperature ``T`` that minimizes the (weighted) log-loss of the
+        validation rows, and the probabilities become ``softmax(logits / T)``.
+        A scalar moves no ``argmax``: ``predict`` and accuracy are unchanged.
+        It mostly undoes the under-confidence ``label_smoothing`` leaves. It
+        needs rows the network did not train on: without a validation set
+        (``validation_fraction=0`` or ``None``, too few samples to split off
+        any, ``partial_fit``) the probabilities are not calibrated and
+        ``temperature_`` is 1.0, silently (a warning would fire on every
+        such fit of the default). ``None``: never calibrate.
     early_stopping : bool, default=False
         Stop when the validation loss (the training loss without a validation
         set) has not improved for ``patience`` epochs, and keep the weights of
@@ -184,17 +234,26 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         width)``; channels-last arrays ``(n_samples, height, width, channels)``
         are refused with a message saying how to transpose them.
     precision : {"float32", "bfloat16", "auto"}, default="auto"
-        Arithmetic of the convolutions, in training and prediction.
-        ``"bfloat16"`` runs them under ``torch.autocast`` in bfloat16 (pooling,
-        activations, fully connected layers, weights, loss and optimizer stay
-        float32): about 1.2x faster on CPUs with AMX or AVX512-BF16,
-        Fashion-MNIST test accuracy within a few tenths of a point of float32.
-        ``"auto"`` (the default) uses bfloat16 only where it is native (such
-        CPUs, CUDA devices that support it) and float32 elsewhere, so results
-        depend on the hardware: an int ``random_state`` gives the same
-        predictions on every run on one machine, not across CPUs. Predictions
-        stay independent of the batch they come in. ``"float32"`` gives the
-        same arithmetic everywhere.
+        Arithmetic of the convolutions in training (prediction is set by
+        ``inference_precision``). ``"bfloat16"`` runs them under
+        ``torch.autocast`` in bfloat16 (pooling, activations, fully connected
+        layers, weights, loss and optimizer stay float32): about 1.2x faster
+        on CPUs with AMX or AVX512-BF16, Fashion-MNIST test accuracy within a
+        few tenths of a point of float32. ``"auto"`` (the default) uses
+        bfloat16 only where it is native (such CPUs, CUDA devices that support
+        it) and float32 elsewhere, so the trained weights depend on the
+        hardware: an int ``random_state`` gives the same model on every run on
+        one machine, not across CPUs. ``"float32"`` trains with the same
+        arithmetic everywhere.
+    inference_precision : {"float32", "bfloat16"}, default="float32"
+        Arithmetic of ``predict``, ``predict_proba`` and ``extract_features``.
+        ``"float32"`` (true float32 on CUDA too, without TF32) gives one
+        answer for the same fitted weights on every machine and device and
+        in the exported ONNX model (within 1e-5), whatever ``precision``
+        trained them. ``"bfloat16"`` autocasts the convolutions, for speed
+        where bfloat16 is native; its probabilities differ from float32's by
+        up to a few 1e-3. Predictions stay independent of the batch they come
+        in either way.
     channels_last : bool, default=True
         Keep images and convolution weights in NHWC memory layout, which
         oneDNN's convolutions and the pooling kernels process much faster on
@@ -243,6 +302,13 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         Number of epochs trained so far.
     batch_size_ : int
         The batch size of the last training call (``batch_size`` resolved).
+    temperature_ : float
+        The temperature dividing the logits in ``predict_proba`` and
+        ``predict_log_proba``. Each ``fit`` (a warm-start one included)
+        fits it afresh on its validation rows for the network it trained;
+        1.0 with ``calibration=None`` or without validation rows, and after
+        ``partial_fit``, whose network a temperature fitted earlier no longer
+        describes.
     net_ : sklenet._training.LeNet5Net
         The fitted skorch net (a ``NeuralNetClassifier`` working on class
         indices); ``net_.module_`` is the PyTorch module (input standardization
@@ -289,6 +355,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "ema_decay": [Interval(Real, 0, 1, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left"), None],
+        "calibration": [StrOptions({"temperature"}), None],
         "early_stopping": ["boolean"],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
@@ -301,6 +368,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         "test_time_flip": ["boolean"],
         "image_shape": [tuple, list, None],
         "precision": [StrOptions(set(PRECISIONS))],
+        "inference_precision": [StrOptions(set(INFERENCE_PRECISIONS))],
         "channels_last": ["boolean"],
         "device": [StrOptions(set(DEVICES))],
         "random_state": ["random_state"],
@@ -321,6 +389,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         label_smoothing=0.1,
         ema_decay=0.0,
         validation_fraction=0.2,
+        calibration="temperature",
         early_stopping=False,
         patience=5,
         activation="tanh",
@@ -333,6 +402,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         test_time_flip=False,
         image_shape=None,
         precision="auto",
+        inference_precision="float32",
         channels_last=True,
         device="auto",
         random_state=None,
@@ -349,6 +419,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         self.label_smoothing = label_smoothing
         self.ema_decay = ema_decay
         self.validation_fraction = validation_fraction
+        self.calibration = calibration
         self.early_stopping = early_stopping
         self.patience = patience
         self.activation = activation
@@ -361,6 +432,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         self.test_time_flip = test_time_flip
         self.image_shape = image_shape
         self.precision = precision
+        self.inference_precision = inference_precision
         self.channels_last = channels_last
         self.device = device
         self.random_state = random_state
@@ -397,47 +469,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         self._check_settings()
-        with _unchanged_on_error(self):
-            X, y, sample_shape = self._check_X_y(X, y, reset=True)
-            image_shape = self._image_shape(X, sample_shape)
-            y, classes, one_hot = encode_targets(y)
-            if len(classes) < 2:
-                raise ValueError(
-                    f"y contains only one class ({classes[0]!r}); a classifier needs "
-                    f"samples of at least 2 classes."
-                )
-            continuing = (
-                self.warm_start
-                and hasattr(self, "net_")
-                and image_shape == self.image_shape_
-                and np.array_equal(classes, self.classes_)
-            )
-            base_seed, _ = _seeds(self.random_state, 0)
-            train_idx, valid_idx = np.arange(len(X)), None
-            if validation_data is None and self.validation_fraction:
-                train_idx, valid_idx = split_validation(y, self.validation_fraction, base_seed)
-            if sample_weight is not None:
-                sample_weight = _check_sample_weight(
-                    sample_weight, X, dtype=np.float64, ensure_non_negative=True
-                )
-            class_weights = self._class_weights(
-                classes, y[train_idx], None if sample_weight is None else sample_weight[train_idx]
-            )
-            weight = self._weights(sample_weight, X, y, class_weights)
-            valid = None if valid_idx is None else (X, y, valid_idx, weight)
-            if validation_data is not None:
-                X_val, y_val, w_val = check_validation_data(
-                    validation_data, X.shape[1], image_shape, classes, one_hot
-                )
-                warn_if_scaled_differently(X[train_idx], X_val)
-                valid = (X_val, y_val, np.arange(len(X_val)),
-                         self._weights(w_val, X_val, y_val, class_weights))
-            self.image_shape_ = image_shape
-            self.classes_ = classes
-            self._one_hot = one_hot
-            self._train(X, y, weight, train_idx, valid, epochs=self.max_epochs,
-                        schedule=True, continuing=continuing)
-        return self
+        return _commit(self, _working_copy(self)._fit(X, y, sample_weight, validation_data))
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train for one epoch on ``(X, y)`` at the learning rate ``lr``.
@@ -482,35 +514,81 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                 f"first partial_fit call, {self.classes_.tolist()}. Refit with fit() to "
                 f"change the classes."
             )
-        with _unchanged_on_error(self):
-            X, y, sample_shape = self._check_X_y(X, y, reset=first_call)
-            if first_call:
-                known = None if classes is None else np.unique(classes)
-                if known is None and np.ndim(y) == 1:
-                    raise ValueError(
-                        "classes must be passed on the first call to partial_fit, e.g. "
-                        "classes=np.unique(y_all)."
-                    )
-                y, found, one_hot = encode_targets(y, known)
-                if len(found) < 2:
-                    raise ValueError("classes must name at least 2 classes.")
-                self.image_shape_ = self._image_shape(X, sample_shape)
-                self.classes_ = found
-                self._one_hot = one_hot
-            else:
-                check_sample_shape(sample_shape, X.shape[1], self.image_shape_)
-                y, _, one_hot = encode_targets(y, self.classes_)
-                if one_hot != self._one_hot:
-                    kinds = {True: "one-hot rows", False: "1-d labels"}
-                    raise ValueError(
-                        f"The model was fitted on {kinds[self._one_hot]} but y holds "
-                        f"{kinds[one_hot]}; pass labels in the same form."
-                    )
-            train_idx = np.arange(len(X))
-            class_weights = self._class_weights(self.classes_, y)
-            weight = self._weights(sample_weight, X, y, class_weights)
-            self._train(X, y, weight, train_idx, None, epochs=1, schedule=False,
-                        continuing=not first_call)
+        work = _working_copy(self)
+        return _commit(self, work._partial_fit(X, y, classes, sample_weight, first_call))
+
+    def _fit(self, X, y, sample_weight, validation_data):
+        X, y, sample_shape = self._check_X_y(X, y, reset=True)
+        image_shape = self._image_shape(X, sample_shape)
+        y, classes, one_hot = encode_targets(y)
+        if len(classes) < 2:
+            raise ValueError(
+                f"y contains only one class ({classes[0]!r}); a classifier needs "
+                f"samples of at least 2 classes."
+            )
+        continuing = (
+            self.warm_start
+            and hasattr(self, "net_")
+            and image_shape == self.image_shape_
+            and np.array_equal(classes, self.classes_)
+        )
+        seed = _draw_seed(self.random_state)
+        train_idx, valid_idx = np.arange(len(X)), None
+        if validation_data is None and self.validation_fraction:
+            train_idx, valid_idx = split_validation(y, self.validation_fraction, seed)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+        class_weights = self._class_weights(
+            classes, y[train_idx], None if sample_weight is None else sample_weight[train_idx]
+        )
+        weight = self._weights(sample_weight, X, y, class_weights)
+        valid = None if valid_idx is None else (X, y, valid_idx, weight)
+        if validation_data is not None:
+            X_val, y_val, w_val = check_validation_data(
+                validation_data, X.shape[1], image_shape, classes, one_hot
+            )
+            warn_if_scaled_differently(X[train_idx], X_val)
+            valid = (X_val, y_val, np.arange(len(X_val)),
+                     self._weights(w_val, X_val, y_val, class_weights))
+        self.image_shape_ = image_shape
+        self.classes_ = classes
+        self._one_hot = one_hot
+        self._train(X, y, weight, train_idx, valid, epochs=self.max_epochs,
+                    schedule=True, continuing=continuing, seed=seed)
+        return self
+
+    def _partial_fit(self, X, y, classes, sample_weight, first_call):
+        X, y, sample_shape = self._check_X_y(X, y, reset=first_call)
+        if first_call:
+            known = None if classes is None else np.unique(classes)
+            if known is None and np.ndim(y) == 1:
+                raise ValueError(
+                    "classes must be passed on the first call to partial_fit, e.g. "
+                    "classes=np.unique(y_all)."
+                )
+            y, found, one_hot = encode_targets(y, known)
+            if len(found) < 2:
+                raise ValueError("classes must name at least 2 classes.")
+            self.image_shape_ = self._image_shape(X, sample_shape)
+            self.classes_ = found
+            self._one_hot = one_hot
+        else:
+            check_sample_shape(sample_shape, X.shape[1], self.image_shape_)
+            y, _, one_hot = encode_targets(y, self.classes_)
+            if one_hot != self._one_hot:
+                kinds = {True: "one-hot rows", False: "1-d labels"}
+                raise ValueError(
+                    f"The model was fitted on {kinds[self._one_hot]} but y holds "
+                    f"{kinds[one_hot]}; pass labels in the same form."
+                )
+        train_idx = np.arange(len(X))
+        class_weights = self._class_weights(self.classes_, y)
+        weight = self._weights(sample_weight, X, y, class_weights)
+        self._train(X, y, weight, train_idx, None, epochs=1, schedule=False,
+                    continuing=not first_call,
+                    seed=_draw_seed(self.random_state))
         return self
 
     # ------------------------------------------------------- validation
@@ -589,11 +667,12 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------ training
 
-    def _train(self, X, y, weight, train_idx, valid, *, epochs, schedule, continuing):
-        """Train ``epochs`` epochs on rows ``train_idx`` of ``(X, y)`` and commit the
-        result to the fitted attributes; nothing is changed if training raises.
+    def _train(self, X, y, weight, train_idx, valid, *, epochs, schedule, continuing, seed):
+        """Train ``epochs`` epochs on rows ``train_idx`` of ``(X, y)`` and set the
+        fitted attributes (on the working copy of a training call).
 
-        ``valid`` is None or ``(X_val, y_val, rows, w_val)``.
+        ``valid`` is None or ``(X_val, y_val, rows, w_val)``; ``seed`` is the
+        call's :func:`_draw_seed`.
         """
         previous = None
         if continuing:
@@ -606,9 +685,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                         f"{name}={fitted!r}, which continued training cannot change. "
                         f"Refit with warm_start=False (or fit a new estimator)."
                     )
-        base_seed, stream_seed = _seeds(
-            self.random_state, len(previous["history"]) if previous else 0
-        )
+        base_seed = seed
+        stream_seed = seed + (len(previous["history"]) if previous else 0)
         train_set = self._dataset(X, y, train_idx, weight)
         valid_set = None if valid is None else self._dataset(*valid)
         architecture = _training.architecture(
@@ -640,6 +718,19 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         self.batch_size_ = batch_size
         self._architecture = architecture
         self._record_history()
+        self.temperature_ = self._fit_temperature(valid)
+
+    def _fit_temperature(self, valid):
+        """The temperature of the new ``net_`` (see ``calibration``), fitted on the
+        weighted validation rows ``valid``, or 1.0 when there are none."""
+        if self.calibration is None or valid is None:
+            return 1.0
+        X_val, y_val, rows, w_val = valid
+        images = _as_tensor(X_val[rows]).view((-1,) + tuple(self.image_shape_))
+        # The logits predict_proba will divide: same flips, same inference precision.
+        logits = _training.predict_logits(self.net_, images, flip=self.test_time_flip,
+                                          amp_dtype=self._inference_dtype())
+        return fit_temperature(logits, y_val[rows], None if w_val is None else w_val[rows])
 
     def _dataset(self, X, y, rows, weight):
         """Rows ``rows`` of ``(X, y)`` as images, without copying them."""
@@ -650,29 +741,38 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         )
 
     def _record_history(self):
-        self.history_ = [
-            {"epoch": row["epoch"]} | {
-                name: None if row.get(key) is None else float(row[key])
-                for key, name in _HISTORY_KEYS.items()
-            }
-            for row in self.net_.history
-        ]
+        self.history_ = [_history_record(row) for row in self.net_.history]
         self.n_iter_ = len(self.history_)
 
     # -------------------------------------------------------------- predict
 
-    def _images(self, X):
+    def _current(self):
+        """The fitted estimator as it is now, for one prediction call.
+
+        A view sharing this estimator's attribute dict, which a fit committing
+        in another thread replaces instead of changing (see
+        :func:`_working_copy`): the view's network and classes stay one model.
+        """
         check_is_fitted(self)
+        view = object.__new__(type(self))
+        view.__dict__ = self.__dict__
+        return view
+
+    def _images(self, X):
         X, sample_shape = self._check_X(X, reset=False)
         check_sample_shape(sample_shape, X.shape[1], self.image_shape_)
         return _as_tensor(X).view((-1,) + tuple(self.image_shape_))
 
+    def _inference_dtype(self):
+        return resolve_precision(self.inference_precision, self.net_.device)
+
     def _logits(self, X):
-        images = self._images(X)
-        return _training.predict_logits(self.net_, images, flip=self.test_time_flip)
+        """Logits of ``X``; call it on :meth:`_current`."""
+        return _training.predict_logits(self.net_, self._images(X), flip=self.test_time_flip,
+                                        amp_dtype=self._inference_dtype())
 
     def predict_proba(self, X):
-        """Class probabilities (the softmax output layer).
+        """Class probabilities: the softmax of the logits divided by ``temperature_``.
 
         Parameters
         ----------
@@ -685,10 +785,11 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
             Probability of each class, columns ordered as ``classes_``.
         """
-        return softmax(self._logits(X), axis=1)
+        model = self._current()
+        return softmax(model._logits(X) / model.temperature_, axis=1)
 
     def predict_log_proba(self, X):
-        """Logarithm of the class probabilities.
+        """Logarithm of the class probabilities (:meth:`predict_proba`).
 
         Parameters
         ----------
@@ -701,7 +802,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         log_proba : ndarray of shape (n_samples, n_classes)
             Log-probability of each class, columns ordered as ``classes_``.
         """
-        return log_softmax(self._logits(X), axis=1)
+        model = self._current()
+        return log_softmax(model._logits(X) / model.temperature_, axis=1)
 
     def predict(self, X):
         """Predict the class of each image.
@@ -717,8 +819,9 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_classes)
             Predicted labels, one-hot rows if the model was fitted on one-hot rows.
         """
-        indices = self._logits(X).argmax(axis=1)
-        return decode_predictions(indices, self.classes_, self._one_hot, np.int64)
+        model = self._current()
+        indices = model._logits(X).argmax(axis=1)
+        return decode_predictions(indices, model.classes_, model._one_hot, np.int64)
 
     def extract_features(self, X):
         """The 84 activations of LeNet-5's F6 layer for each image.
@@ -737,8 +840,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         features : ndarray of shape (n_samples, 84)
             F6 activations (after the activation function).
         """
-        images = self._images(X)
-        return _training.extract_features(self.net_, images)
+        model = self._current()
+        return _training.extract_features(model.net_, model._images(X), model._inference_dtype())
 
     # ------------------------------------------------------------ pickling
 
@@ -765,3 +868,130 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = False
         return tags
+
+
+# ------------------------------------------------- the seam for file formats
+
+@dataclasses.dataclass(frozen=True)
+class FittedModel:
+    """Everything a file format or exporter needs of a fitted
+    :class:`LeNet5Classifier`, as plain data.
+
+    Attributes
+    ----------
+    params : dict
+        ``get_params(deep=False)``.
+    classes : ndarray
+        ``classes_``.
+    one_hot : bool
+        Whether the estimator was fitted on one-hot rows (and predicts them).
+    image_shape : tuple of int
+        ``image_shape_``: ``(channels, height, width)``.
+    n_features_in : int
+        ``n_features_in_``.
+    feature_names_in : ndarray or None
+        ``feature_names_in_``, when fitted on a DataFrame.
+    history : list of dict
+        ``history_``.
+    batch_size : int
+        ``batch_size_``.
+    temperature : float
+        ``temperature_``: predict_proba is ``softmax(logits / temperature)``.
+    architecture : dict
+        What :func:`sklenet._training.build_module` builds (``in_channels``,
+        ``n_classes``, ``activation``, ``pooling``, ``dropout``).
+    weights : OrderedDict of str to ndarray
+        The network's state dict (input standardization included), copied.
+    device : str
+        Where the model runs.
+    """
+
+    params: dict
+    classes: np.ndarray
+    one_hot: bool
+    image_shape: tuple
+    n_features_in: int
+    feature_names_in: object
+    history: list
+    batch_size: int
+    temperature: float
+    architecture: dict
+    weights: dict
+    device: str
+
+
+def _check_estimator_argument(estimator, name):
+    if not isinstance(estimator, LeNet5Classifier):
+        raise TypeError(
+            f"{name} must be a fitted sklenet.LeNet5Classifier; got an instance of "
+            f"{type(estimator).__module__}.{type(estimator).__qualname__}."
+        )
+    check_is_fitted(estimator)
+
+
+def fitted_model(estimator, name="estimator"):
+    """The :class:`FittedModel` of a fitted ``estimator``.
+
+    Raises ``TypeError`` naming the argument ``name`` when ``estimator`` is not
+    a :class:`LeNet5Classifier`, and ``NotFittedError`` when it is not fitted.
+    Optimizer state is not included: a described model predicts, and a later
+    ``partial_fit`` starts a fresh optimizer.
+    """
+    _check_estimator_argument(estimator, name)
+    model = estimator._current()
+    feature_names = getattr(model, "feature_names_in_", None)
+    return FittedModel(
+        params=model.get_params(deep=False),
+        classes=model.classes_.copy(),
+        one_hot=bool(model._one_hot),
+        image_shape=tuple(int(d) for d in model.image_shape_),
+        n_features_in=int(model.n_features_in_),
+        feature_names_in=None if feature_names is None else feature_names.copy(),
+        history=[dict(row) for row in model.history_],
+        batch_size=int(model.batch_size_),
+        temperature=float(getattr(model, "temperature_", 1.0)),
+        architecture=dict(model._architecture),
+        weights=_training.module_weights(model.net_),
+        device=str(model.net_.device),
+    )
+
+
+def check_params(estimator):
+    """Run the parameter checks of ``fit`` on ``estimator`` without fitting.
+
+    Raises ``InvalidParameterError`` (a ``ValueError``) or ``TypeError``.
+    """
+    estimator._validate_params()
+    estimator._check_settings()
+
+
+def rebuild_estimator(model, device=None):
+    """A fitted :class:`LeNet5Classifier` from a :class:`FittedModel`.
+
+    The parameters are checked (as by :func:`check_params`) before anything is
+    built; ``model.weights`` must be the state dict of the network
+    ``model.architecture`` describes. ``device`` defaults to the model's, or
+    the CPU (with a warning) where that was CUDA and no CUDA device is here.
+    """
+    estimator = LeNet5Classifier(**model.params)
+    check_params(estimator)
+    device = device or available_device(model.device, stacklevel=3)
+    snapshot = _training.weights_snapshot(
+        estimator.get_params(deep=False), model.architecture, model.weights, device
+    )
+    fitted = {
+        "classes_": np.asarray(model.classes).copy(),
+        "_one_hot": bool(model.one_hot),
+        "image_shape_": tuple(model.image_shape),
+        "n_features_in_": int(model.n_features_in),
+        "history_": [dict(row) for row in model.history],
+        "n_iter_": len(model.history),
+        "batch_size_": int(model.batch_size),
+        "temperature_": float(model.temperature),
+        "_architecture": dict(model.architecture),
+        "net_": _training.net_from_snapshot(estimator.get_params(deep=False), snapshot, device),
+    }
+    if model.feature_names_in is not None:
+        fitted["feature_names_in_"] = np.asarray(model.feature_names_in, dtype=object)
+    estimator.__dict__.update(fitted)
+    return estimator

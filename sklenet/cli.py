@@ -6,7 +6,8 @@ Using LeNet-5" and compares LeNet-5 with classic scikit-learn baselines; see
 options.
 
 Exit status: 0 on success, 1 when the run fails (one line on stderr), 2 for
-invalid arguments (one line on stderr), 130 on Ctrl-C. Only light modules
+invalid arguments (one line on stderr), 130 on Ctrl-C (SIGINT), 143 on
+SIGTERM (both with one line on stderr, and no files written). Only light modules
 are imported before the arguments are checked, so ``--help``, ``--version``
 and mistakes are answered at once; PyTorch and scikit-learn are imported by
 the command itself.
@@ -24,7 +25,8 @@ import threading
 from ._version import __version__
 from ._options import ACTIVATIONS, DEVICES, POOLINGS
 from .study import (BASELINES, DATASETS, DEFAULT_BASELINES, N_CLASSES, RECIPES,
-                    DatasetUnavailableError, ProtocolError, check_split, run_study)
+                    DatasetUnavailableError, ProtocolError, TrainingError, check_seed,
+                    check_seeds, run_study)
 
 __all__ = ["main", "build_parser"]
 
@@ -38,8 +40,15 @@ _QUICK = {"max_train_samples": 10_000, "max_test_samples": 2000, "train_eval_sam
 
 _TRAIN_EVAL_SAMPLES = inspect.signature(run_study).parameters["train_eval_samples"].default
 
-#: Seconds a Ctrl-C may take to end the run before the process is ended for it.
+#: Seconds a Ctrl-C (or SIGTERM) may take to end the run before the process is ended for it.
 INTERRUPT_GRACE = 1.0
+
+#: The signals that end a run, each with its one line on stderr; the exit status is
+#: 128 + the signal's number, as a shell reports a process the signal ended.
+_STOPPING = {
+    signal.SIGINT: "sklenet: interrupted; no results were written",
+    signal.SIGTERM: "sklenet: terminated; no results were written",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,19 +95,31 @@ def _number(convert, accept, expected):
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 _positive_float = _number(float, lambda v: 0 < v < math.inf, "a positive finite number")
 _fraction = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
-# numpy's legacy generators, and so every scikit-learn estimator, take seeds below 2**32.
-_seed = _number(int, lambda v: 0 <= v < 2**32, "an integer in [0, 4294967295]")
+
+
+def _integer_or_text(text):
+    # Text that is no integer goes on as it is, for the study's check to name it.
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _seed(text):
+    """An argparse type: a seed, checked as the study checks it."""
+    try:
+        return check_seed(_integer_or_text(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _seed_list(text):
     """An argparse type: distinct seeds separated by commas."""
     items = [item.strip() for item in text.replace(" ", ",").split(",") if item.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError(f"expected comma-separated seeds, got {text!r}")
-    seeds = [_seed(item) for item in items]
-    if len(set(seeds)) < len(seeds):
-        raise argparse.ArgumentTypeError(f"seeds must differ from one another, got {text!r}")
-    return seeds
+    try:
+        return check_seeds([_integer_or_text(item) for item in items])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _choice_list(choices, what):
@@ -259,11 +280,6 @@ def _check_args(parser, args):
             if getattr(args, name) is None:
                 setattr(args, name, value)
     n_classes = N_CLASSES[args.dataset]
-    if args.max_train_samples is not None:
-        try:
-            check_split(args.max_train_samples, n_classes, args.validation_fraction)
-        except ProtocolError as exc:
-            fail(f"argument --max-train-samples: {exc}")
     if "svc" in args.baselines and args.svc_max_train_samples < n_classes:
         fail(f"argument --svc-max-train-samples: SVC needs at least one image per "
              f"class ({n_classes} classes), got {args.svc_max_train_samples}")
@@ -333,11 +349,8 @@ def _error(message):
     print(f"sklenet: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
 
 
-_INTERRUPTED = "sklenet: interrupted; no results were written"
-
-
 class _Watchdog:
-    """Ends the process soon after a Ctrl-C that the main thread cannot act on.
+    """Ends the process soon after a Ctrl-C or SIGTERM that the main thread cannot act on.
 
     Python raises ``KeyboardInterrupt`` only when the main thread runs
     bytecode, so a long C call (libsvm fitting an SVC, a BLAS kernel) or a
@@ -351,6 +364,7 @@ class _Watchdog:
 
     def __init__(self, grace):
         self.grace = grace
+        self.signum = None  # the first stopping signal received
         self.reported = False
         self._lock = threading.Lock()
         self._read, self._write = os.pipe()
@@ -370,26 +384,41 @@ class _Watchdog:
             timeout = self.grace if seen else None
             ready, _, _ = select.select([self._read], [], [], timeout)
             if not ready:  # grace is over: the main thread is stuck
-                self.report()
-                os._exit(130)
+                self.end()
             data = os.read(self._read, 64)
             if not data:  # disarmed
                 os.close(self._read)
                 return
-            if signal.SIGINT in data:
-                if seen:  # a second Ctrl-C: no more waiting
-                    self.report()
-                    os._exit(130)
+            stopping = [s for s in _STOPPING if s in data]
+            if stopping:
+                if seen:  # a second signal: no more waiting
+                    self.end()
                 seen = True
+                self.received(stopping[0])
+
+    def received(self, signum):
+        """Note the stopping signal, the first one only."""
+        with self._lock:
+            if self.signum is None:
+                self.signum = signum
+
+    def status(self):
+        return 128 + (self.signum or signal.SIGINT)
 
     def report(self):
-        """Print the interrupt line once, whoever gets there first."""
+        """Print the signal's line once, whoever gets there first."""
         with self._lock:
             if self.reported:
                 return
             self.reported = True
+            line = _STOPPING[self.signum or signal.SIGINT]
             # os.write: the main thread may hold sys.stderr's lock.
-            os.write(2, (_INTERRUPTED + "\n").encode())
+            os.write(2, (line + "\n").encode())
+
+    def end(self):
+        """Print the line and end the process at once."""
+        self.report()
+        os._exit(self.status())
 
     def disarm(self):
         signal.set_wakeup_fd(self._previous)
@@ -403,15 +432,16 @@ def main(argv=None):
     ----------
     argv : list of str, default=None
         Arguments (without the program name); ``sys.argv[1:]`` when None.
-        None also means "this is the program": a Ctrl-C then ends the
-        process within about a second even when the main thread is busy in
-        C code, and without the interpreter's slow shutdown.
+        None also means "this is the program": a Ctrl-C or a SIGTERM then
+        ends the process within about a second even when the main thread is
+        busy in C code, and without the interpreter's slow shutdown.
 
     Returns
     -------
     status : int
         0 on success, 1 when the run fails, 2 on invalid arguments (both
-        reported in one line on stderr), 130 on Ctrl-C.
+        reported in one line on stderr), 130 on Ctrl-C; as the program, 143
+        on SIGTERM.
 
     Examples
     --------
@@ -427,29 +457,45 @@ def main(argv=None):
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    watchdog = None
+    watchdog = previous_sigterm = None
     if program and threading.current_thread() is threading.main_thread():
         try:
             watchdog = _Watchdog(INTERRUPT_GRACE)
         except (OSError, ValueError):  # no pipe as wakeup fd (Windows): plain Ctrl-C
             watchdog = None
+    if watchdog is not None:
+        def terminate(signum, frame):
+            # SIGTERM ends the run as Ctrl-C does, through the same clean-up.
+            watchdog.received(signum)
+            raise KeyboardInterrupt
+
+        previous_sigterm = signal.signal(signal.SIGTERM, terminate)
     try:
         _check_args(parser, args)  # may import torch (--device), so under the watchdog
         return _reproduce(args)
     except KeyboardInterrupt:
         if watchdog is None:
-            print(_INTERRUPTED, file=sys.stderr, flush=True)
+            print(_STOPPING[signal.SIGINT], file=sys.stderr, flush=True)
             return 130
-        watchdog.report()
+        watchdog.received(signal.SIGINT)  # unless a SIGTERM came first
         # Skip the interpreter's shutdown: modules cut off in mid-import and
         # thread pools still winding down would print errors or hang.
         sys.stdout.flush()
-        os._exit(130)
-    except (OSError, DatasetUnavailableError, ProtocolError) as exc:
-        # The data, the output directory, or a protocol the data cannot carry.
+        watchdog.end()
+    except ProtocolError as exc:
+        if args.max_train_samples is None:
+            _error(exc)
+            return 1
+        # Known once the data is loaded: too few images for the split.
+        parser.exit(2, f"{parser.prog} {args.command}: error: argument --max-train-samples: "
+                       f"{' '.join(str(exc).split())}\n")
+    except (OSError, DatasetUnavailableError, TrainingError) as exc:
+        # The data, the output directory, or a model that cannot be trained.
         _error(exc)
         return 1
     finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         if watchdog is not None and not watchdog.reported:
             watchdog.disarm()
 

@@ -11,7 +11,6 @@ mirror failover and size caps).
 """
 
 import gzip
-import io
 import math
 import os
 import struct
@@ -25,18 +24,11 @@ import numpy as np
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-# The downloader's settings stay readable here, beside the fetchers that document them.
-from ._download import (
-    DATA_HOME_ENV,  # noqa: F401
-    DOWNLOAD_TIMEOUT,  # noqa: F401
-    DOWNLOAD_TIMEOUT_ENV,  # noqa: F401
-    READ_TIMEOUT,  # noqa: F401
-    DatasetNotFoundError,
-    fetch_files,
-)
+from ._download import DATA_HOME_ENV, DatasetNotFoundError, fetch_files
+from ._regular_file import open_regular_file
 
 __all__ = ["fetch_fashion_mnist", "fetch_mnist", "read_idx", "DatasetNotFoundError",
-           "FASHION_MNIST_CLASSES", "MNIST_CLASSES"]
+           "DATA_HOME_ENV", "FASHION_MNIST_CLASSES", "MNIST_CLASSES"]
 
 #: Largest IDX payload :func:`read_idx` accepts by default (1 GiB).
 IDX_MAX_BYTES = 1 << 30
@@ -105,8 +97,11 @@ def read_idx(path_or_fileobj, *, name=None, max_bytes=IDX_MAX_BYTES):
     IDX (the format of MNIST and Fashion-MNIST) is a magic number ``0x0000TTNN``
     (``TT`` the element type, ``NN`` the number of dimensions), ``NN``
     big-endian uint32 dimensions, then the elements in row-major order. The
-    file is parsed strictly, and decompression stops one byte past the size
-    the header declares, so a gzip bomb costs no memory.
+    file is parsed strictly and streamed: no more than one byte past the size
+    the header declares is read (or decompressed), and an uncompressed file's
+    size is compared with the header's before its payload is read, so neither
+    a gzip bomb nor a huge (or sparse) file costs memory. A path must name a
+    regular file: a named pipe or a device (``/dev/zero``) is refused unread.
 
     Parameters
     ----------
@@ -131,8 +126,8 @@ def read_idx(path_or_fileobj, *, name=None, max_bytes=IDX_MAX_BYTES):
     Raises
     ------
     ValueError
-        When the file is not a valid IDX file, not valid gzip, or declares
-        more than ``max_bytes``. The message names the file.
+        When the file is not a regular file, not a valid IDX file, not valid
+        gzip, or declares more than ``max_bytes``. The message names the file.
 
     Examples
     --------
@@ -151,19 +146,44 @@ def read_idx(path_or_fileobj, *, name=None, max_bytes=IDX_MAX_BYTES):
     """
     if isinstance(path_or_fileobj, (str, os.PathLike)):
         label = name or os.fspath(path_or_fileobj)
-        with open(path_or_fileobj, "rb") as f:
-            content = f.read()
-    else:
-        label = name or str(getattr(path_or_fileobj, "name", None) or "<file object>")
-        content = path_or_fileobj.read()
-    if not isinstance(content, (bytes, bytearray, memoryview)):
+        with open_regular_file(path_or_fileobj, lambda kind: ValueError(
+                f"{label} is {kind}, not an IDX file; read_idx reads regular files only")) as f:
+            return _read_idx(f, label, max_bytes, os.fstat(f.fileno()).st_size)
+    label = name or str(getattr(path_or_fileobj, "name", None) or "<file object>")
+    return _read_idx(path_or_fileobj, label, max_bytes, None)
+
+
+class _Rewound:
+    """A binary stream whose first bytes, already read from it, are read again."""
+
+    def __init__(self, head, stream):
+        self._head, self._stream = head, stream
+
+    def read(self, size=-1):
+        if not self._head:
+            return self._stream.read(size)
+        if size is None or size < 0:
+            data, self._head = self._head + self._stream.read(), b""
+            return data
+        data, self._head = self._head[:size], self._head[size:]
+        return data + self._stream.read(size - len(data)) if size > len(data) else data
+
+
+def _read_idx(f, label, max_bytes, file_size):
+    """Parse the IDX file being read from ``f``, reading no more than its header declares.
+
+    ``file_size`` (None: unknown) is the size of an uncompressed file on disk,
+    checked against the header before the payload is read.
+    """
+    head = f.read(2)
+    if not isinstance(head, (bytes, bytearray)):
         raise TypeError(f"{label}: the file object must be opened in binary mode "
-                        f"(read() returned {type(content).__name__}).")
-    stream = io.BytesIO(content)
-    if bytes(content[:2]) == b"\x1f\x8b":
-        stream = gzip.GzipFile(fileobj=stream, mode="rb")
+                        f"(read() returned {type(head).__name__}).")
+    stream = _Rewound(bytes(head), f)
+    if head == b"\x1f\x8b":
+        stream, file_size = gzip.GzipFile(fileobj=stream, mode="rb"), None
     try:
-        return _parse_idx(stream, max_bytes)
+        return _parse_idx(stream, max_bytes, file_size)
     except EOFError as exc:
         raise ValueError(f"{label}: truncated gzip stream ({exc}); the file is "
                          "incomplete") from exc
@@ -173,7 +193,7 @@ def read_idx(path_or_fileobj, *, name=None, max_bytes=IDX_MAX_BYTES):
         raise ValueError(f"{label}: {exc}") from None
 
 
-def _parse_idx(stream, max_bytes):
+def _parse_idx(stream, max_bytes, file_size=None):
     magic_bytes = stream.read(4)
     if len(magic_bytes) < 4:
         raise ValueError(f"too short to be an IDX file ({len(magic_bytes)} bytes, the "
@@ -198,6 +218,9 @@ def _parse_idx(stream, max_bytes):
         raise ValueError(f"the header declares {shape} elements, {expected} bytes, more "
                          f"than max_bytes={max_bytes}; pass a larger max_bytes to "
                          "read_idx if you trust this file")
+    if file_size is not None and file_size != 4 + 4 * ndim + expected:
+        raise ValueError(f"the header declares {shape} elements, a file of "
+                         f"{4 + 4 * ndim + expected} bytes, but the file has {file_size}")
     payload = stream.read(expected)
     if len(payload) < expected:
         raise ValueError(f"truncated IDX payload: dimensions {shape} need {expected} bytes "

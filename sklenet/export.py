@@ -35,6 +35,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 
 from ._labels import KINDS, label_values
 from ._optional import import_optional
+from .classifier import fitted_model
 
 __all__ = ["to_onnx", "register_skl2onnx_converter", "DEFAULT_OPSET"]
 
@@ -78,51 +79,38 @@ class _GraphBuilder:
         return out
 
 
-def _fitted_network(estimator):
-    """``(architecture, adapter, lenet5)`` of a fitted estimator, checked.
+def _fitted_network(model):
+    """``(lenet5, weights)`` of :class:`~sklenet.classifier.FittedModel` ``model``.
 
-    The architecture (the ``activation`` and ``pooling`` the network was built
-    with, which ``set_params`` may have changed since) and the autocast dtype
-    come from the estimator's pickled state, its public protocol. The weights
-    and the layers' geometry (C1's padding, the pooling windows) are read from
-    the documented fitted module ``net_.module_``: no public attribute states
-    them, and restating them here would be a second source of LeNet-5's shape.
+    ``lenet5`` is an empty :class:`~sklenet.network.LeNet5` of the fitted
+    architecture (on the meta device: no weights): the layers' geometry (C1's
+    padding, the pooling windows) is read from it rather than restated here,
+    so that the network stays the one source of LeNet-5's shape. ``weights``
+    maps the module's state dict names to float32 arrays.
     """
-    from sklearn.utils.validation import check_is_fitted
+    import torch
 
-    from .network import InputAdapter, LeNet5
+    from .network import LeNet5
 
-    check_is_fitted(estimator)
-    fitted = estimator.__getstate__()["net_"]
-    if fitted["amp_dtype"] is not None:
+    if model.params["inference_precision"] == "bfloat16":
         warnings.warn(
-            f"The model predicts with torch.{fitted['amp_dtype']} autocast "
-            f"(precision={estimator.get_params().get('precision')!r}); the ONNX graph "
-            f"computes in float32 with the same weights, so its probabilities differ "
-            f"from predict_proba's by the bfloat16 rounding (~1e-2).",
+            "The model predicts with bfloat16 autocast (inference_precision='bfloat16'); "
+            "the ONNX graph computes in float32 with the same weights, so its "
+            "probabilities differ from predict_proba's by the bfloat16 rounding (~1e-2).",
             UserWarning,
             stacklevel=5,  # the caller of to_onnx, past its validate_params wrapper
         )
-    architecture = fitted["architecture"]
+    architecture = model.architecture
     for name, ops in (("activation", _ACTIVATION_OPS), ("pooling", _POOLING_OPS)):
         if architecture[name] not in ops:
             raise TypeError(
                 f"Cannot export {name}={architecture[name]!r}: the ONNX export knows "
                 f"{tuple(ops)}."
             )
-    module = estimator.net_.module_
-    adapter = getattr(module, "adapter", None)
-    lenet5 = getattr(module, "lenet5", None)
-    if not isinstance(adapter, InputAdapter) or not isinstance(lenet5, LeNet5):
-        raise TypeError(
-            f"Cannot export this model: net_.module_ must hold an InputAdapter 'adapter' "
-            f"and a LeNet5 'lenet5', got {type(module).__name__}."
-        )
-    return architecture, adapter, lenet5
-
-
-def _np(tensor):
-    return tensor.detach().to("cpu", copy=True).float().numpy()
+    with torch.device("meta"):
+        lenet5 = LeNet5(**architecture)
+    weights = {name: np.asarray(value, np.float32) for name, value in model.weights.items()}
+    return lenet5, weights
 
 
 def _label_tensor(classes, *, integers_or_strings=False):
@@ -175,26 +163,39 @@ def _resize_to_lenet5(g, x, channels):
                 coordinate_transformation_mode="pytorch_half_pixel")
 
 
-def _build_lenet5(g, x, estimator):
-    """Append the network to builder ``g``; ``x`` is float32 ``(N, ...)``.
+def _build_lenet5(g, x, model):
+    """Append the network of :class:`~sklenet.classifier.FittedModel` ``model``
+    to builder ``g``; ``x`` is float32 ``(N, ...)``.
 
-    Returns the name of the float32 ``(N, n_classes)`` logits.
+    Returns the name of the float32 ``(N, n_classes)`` logits divided by the
+    temperature, as ``predict_proba`` takes the softmax of: with
+    ``test_time_flip``, the mean over each image and its mirror image.
     """
     from .network import LENET5_INPUT_SIZE
 
-    architecture, adapter, net = _fitted_network(estimator)
-    c, h, w = (int(d) for d in estimator.image_shape_)
+    net, weights = _fitted_network(model)
+    architecture, flip = model.architecture, model.params["test_time_flip"]
+    c, h, w = model.image_shape
     x = g.op("Reshape", [x, g.const("image_shape", np.array([-1, c, h, w], np.int64))],
              hint="images")
-    x = g.op("Sub", [x, g.const("mean", _np(adapter.mean))], hint="centered")
-    x = g.op("Mul", [x, g.const("inv_std", _np(adapter.inv_std))], hint="standardized")
+    if flip:
+        # One pass over the images and their mirror images, stacked on the batch axis.
+        int64_max = np.iinfo(np.int64).max
+        mirrored = g.op("Slice", [x, g.const("flip_start", np.array([-1], np.int64)),
+                                  g.const("flip_end", np.array([-int64_max], np.int64)),
+                                  g.const("flip_axis", np.array([3], np.int64)),
+                                  g.const("flip_step", np.array([-1], np.int64))],
+                        hint="mirrored")
+        x = g.op("Concat", [x, mirrored], hint="both", axis=0)
+    x = g.op("Sub", [x, g.const("mean", weights["adapter.mean"])], hint="centered")
+    x = g.op("Mul", [x, g.const("inv_std", weights["adapter.inv_std"])], hint="standardized")
     if (h, w) != (LENET5_INPUT_SIZE, LENET5_INPUT_SIZE):
         x = _resize_to_lenet5(g, x, c)
 
     def conv(x, layer, hint):
         pads = [int(p) for p in layer.padding] * 2
-        return g.op("Conv", [x, g.const(hint + "_w", _np(layer.weight)),
-                             g.const(hint + "_b", _np(layer.bias))],
+        return g.op("Conv", [x, g.const(hint + "_w", weights[f"lenet5.{hint}.weight"]),
+                             g.const(hint + "_b", weights[f"lenet5.{hint}.bias"])],
                     hint=hint, kernel_shape=list(layer.kernel_size), pads=pads,
                     strides=list(layer.stride))
 
@@ -207,16 +208,31 @@ def _build_lenet5(g, x, estimator):
         return g.op(_POOLING_OPS[architecture["pooling"]], [x], hint=hint,
                     kernel_shape=[k, k], strides=[s, s])
 
-    def gemm(x, layer, hint):
-        return g.op("Gemm", [x, g.const(hint + "_w", _np(layer.weight)),
-                             g.const(hint + "_b", _np(layer.bias))], hint=hint, transB=1)
+    def gemm(x, name, hint):
+        return g.op("Gemm", [x, g.const(hint + "_w", weights[f"lenet5.{name}.weight"]),
+                             g.const(hint + "_b", weights[f"lenet5.{name}.bias"])],
+                    hint=hint, transB=1)
 
     x = pool(act(conv(x, net.c1, "c1"), "a1"), net.s2, "s2")
     x = pool(act(conv(x, net.c3, "c3"), "a3"), net.s4, "s4")
     x = act(conv(x, net.c5, "c5"), "a5")
     x = g.op("Flatten", [x], hint="flat", axis=1)
-    x = act(gemm(x, net.f6, "f6"), "a6")
-    return gemm(x, net.output, "logits")
+    x = act(gemm(x, "f6", "f6"), "a6")
+    logits = gemm(x, "output", "logits")
+    if flip:
+        halves = g.op("Reshape", [logits, g.const(
+            "halves_shape", np.array([2, -1, net.output.out_features], np.int64))],
+            hint="halves")
+        plain, flipped = (g.op("Gather", [halves, g.const(f"half_{i}", np.array(i, np.int64))],
+                               hint=f"logits_{i}", axis=0) for i in (0, 1))
+        logits = g.op("Mul", [g.op("Add", [plain, flipped], hint="logits_sum"),
+                              g.const("one_half", np.array(0.5, np.float32))],
+                      hint="logits_mean")
+    if model.temperature != 1.0:
+        logits = g.op("Div", [logits, g.const("temperature",
+                                              np.array(model.temperature, np.float32))],
+                      hint="scaled_logits")
+    return logits
 
 
 def _counter_names():
@@ -255,7 +271,8 @@ def _input_shape(image_shape, input_layout):
 
 @validate_params(
     {
-        "estimator": "no_validation",  # check_is_fitted checks it, with its own message
+        # fitted_model checks it: the class, then the fit, with their own messages.
+        "estimator": "no_validation",
         "path": [str, os.PathLike, None],
         "input_layout": [StrOptions({"flat", "nchw", "nhw"})],
         "input_dtype": [StrOptions(set(_INPUT_TYPES))],
@@ -303,7 +320,8 @@ def to_onnx(estimator, path=None, *, input_layout="flat", input_dtype="float32",
         For arguments outside the values above, and for
         ``input_layout="nhw"`` with images of more than one channel.
     TypeError
-        For class labels ONNX cannot hold (integers outside int64).
+        For an estimator that is not a :class:`~sklenet.LeNet5Classifier`, and
+        for class labels ONNX cannot hold (integers outside int64).
 
     Examples
     --------
@@ -314,23 +332,22 @@ def to_onnx(estimator, path=None, *, input_layout="flat", input_dtype="float32",
     """
     onnx = _import_onnx()
     from onnx import TensorProto, helper
-    from sklearn.utils.validation import check_is_fitted
 
-    check_is_fitted(estimator)
+    fitted = fitted_model(estimator, "estimator")
     if input_name in ("",) + _OUTPUT_NAMES:
         raise ValueError(
             f"input_name must be a non-empty string other than the output names, got "
             f"{input_name!r}."
         )
-    input_shape = _input_shape(estimator.image_shape_, input_layout)
-    labels, kind = _label_tensor(estimator.classes_)
+    input_shape = _input_shape(fitted.image_shape, input_layout)
+    labels, kind = _label_tensor(fitted.classes)
     g = _GraphBuilder(_counter_names())
     for name in (input_name,) + _OUTPUT_NAMES:
         g.new_name(name)  # reserved, so that no node takes them
     x = input_name
     if input_dtype != "float32":
         x = g.op("Cast", [x], hint="input_float", to=TensorProto.FLOAT)
-    _output_tail(g, _build_lenet5(g, x, estimator), labels, *_OUTPUT_NAMES)
+    _output_tail(g, _build_lenet5(g, x, fitted), labels, *_OUTPUT_NAMES)
 
     input_type = getattr(TensorProto, _INPUT_TYPES[input_dtype])
     graph = helper.make_graph(
@@ -347,8 +364,12 @@ def to_onnx(estimator, path=None, *, input_layout="flat", input_dtype="float32",
     )
     from ._version import __version__
 
+    opset_imports = [helper.make_opsetid("", opset)]
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", opset)],
+        graph, opset_imports=opset_imports,
+        # The IR version the opset needs, not the newest the installed onnx knows
+        # (make_model's default), which older runtimes refuse to load.
+        ir_version=helper.find_min_ir_version_for(opset_imports),
         producer_name="sklenet", producer_version=__version__,
         doc_string=(
             f"LeNet-5 classifier exported by sklenet {__version__}. Input "
@@ -358,7 +379,7 @@ def to_onnx(estimator, path=None, *, input_layout="flat", input_dtype="float32",
     )
     helper.set_model_props(model, {
         "classes": repr(labels.tolist()),
-        "image_shape": repr(tuple(int(d) for d in estimator.image_shape_)),
+        "image_shape": repr(fitted.image_shape),
     })
     onnx.checker.check_model(model)
     if path is not None:
@@ -401,8 +422,8 @@ def _converter(scope, operator, container):
     g = _GraphBuilder(scope.get_unique_variable_name, scope.get_unique_operator_name)
     x = g.op("Cast", [operator.inputs[0].full_name], hint="lenet5_input",
              to=TensorProto.FLOAT)
-    _output_tail(g, _build_lenet5(g, x, model), labels, operator.outputs[0].full_name,
-                 operator.outputs[1].full_name)
+    _output_tail(g, _build_lenet5(g, x, fitted_model(model)), labels,
+                 operator.outputs[0].full_name, operator.outputs[1].full_name)
     for name, value in g.constants:
         if value.dtype == object:
             container.add_initializer(name, TensorProto.STRING, list(value.shape),

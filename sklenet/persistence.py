@@ -41,9 +41,10 @@ parameters that are Python objects (``callbacks``, a ``RandomState``, an
 optimizer class outside ``torch.optim``: :func:`save` warns and stores their
 default).
 
-The estimator is read through its public API, its fitted attributes and its
-pickling protocol (``__getstate__`` gives the fitted network as plain arrays;
-``__setstate__`` rebuilds it), never through its private methods. The bytes
+The estimator is read and rebuilt through the seam :mod:`sklenet.classifier`
+defines for file formats (:func:`~sklenet.classifier.fitted_model`,
+:func:`~sklenet.classifier.rebuild_estimator`), never through its private
+attributes. The bytes
 of the file are :mod:`sklenet._model_file`'s concern, the JSON of the
 ``config`` field :mod:`sklenet._model_config`'s.
 
@@ -152,31 +153,30 @@ def save(estimator, path):
     True
     """
     require_safetensors()
-    from sklearn.utils.validation import check_is_fitted
+    from .classifier import LeNet5Classifier, fitted_model
 
-    check_is_fitted(estimator)
-    path = os.fspath(path)
-    state = estimator.__getstate__()
+    model = fitted_model(estimator)
+    path = _checked_path(path)
     try:
-        kind, classes = label_values(estimator.classes_)
+        kind, classes = label_values(model.classes)
     except TypeError as exc:
         raise TypeError(f"Cannot save this model to a safe model file: {exc}") from None
-    feature_names = getattr(estimator, "feature_names_in_", None)
     config = {
-        "params": params_to_json(estimator),
+        "params": params_to_json(model.params, LeNet5Classifier().get_params(deep=False)),
         "classes": classes,
         "classes_kind": kind,
-        "one_hot": _fitted_on_one_hot(state),
-        "image_shape": [int(d) for d in estimator.image_shape_],
-        "n_features_in": int(estimator.n_features_in_),
-        "feature_names_in": None if feature_names is None else [str(f) for f in feature_names],
-        "history": [{str(k): encode_value(v) for k, v in row.items()}
-                    for row in estimator.history_],
-        "n_iter": int(estimator.n_iter_),
-        "batch_size": int(estimator.batch_size_),
-        "device": state["net_"]["device"],
+        "one_hot": model.one_hot,
+        "image_shape": list(model.image_shape),
+        "n_features_in": model.n_features_in,
+        "feature_names_in": (None if model.feature_names_in is None
+                             else [str(f) for f in model.feature_names_in]),
+        "history": [{str(k): encode_value(v) for k, v in row.items()} for row in model.history],
+        "n_iter": len(model.history),
+        "batch_size": model.batch_size,
+        "temperature": model.temperature,
+        "device": model.device,
     }
-    payload = encode(state["net_"]["module"], config)
+    payload = encode(model.weights, config)
     # Refuse to write what load() would refuse to read.
     size, depth = header_size(payload), json_depth(config)
     if size > MAX_HEADER_BYTES or depth > MAX_JSON_DEPTH:
@@ -184,7 +184,7 @@ def save(estimator, path):
             f"Cannot save this model: its description takes {size} bytes nested "
             f"{depth} deep, more than a model file holds (MAX_HEADER_BYTES="
             f"{MAX_HEADER_BYTES}, MAX_JSON_DEPTH={MAX_JSON_DEPTH}). Shorten history_ "
-            f"({len(estimator.history_)} epochs) before saving."
+            f"({len(model.history)} epochs) before saving."
         )
     write_atomically(path, payload)
     return path
@@ -233,15 +233,47 @@ def load(path, *, device=None):
 
     if device is not None:
         device = resolve_device(device)
-    path = os.fspath(path)
+    path = _checked_path(path)
     config, shapes, arrays = read(path, max_header_bytes=MAX_HEADER_BYTES,
-                                  max_json_depth=MAX_JSON_DEPTH)
+                                  max_json_depth=MAX_JSON_DEPTH, expected=_expected_tensors)
     fitted = fitted_from_config(path, config, shapes)
     params = params_from_json(path, config.get("params"),
                               LeNet5Classifier().get_params(deep=False))
     if device is None:
         device = saved_device(path, config)
     return _rebuild_estimator(path, params, fitted, arrays, device)
+
+
+def _checked_path(path):
+    """``os.fspath(path)``, refused with an error naming the argument when unusable."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"The 'path' argument must be a str or os.PathLike, got "
+                        f"{type(path).__name__}.")
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        path = os.fsdecode(path)
+    if "\0" in path:
+        raise ValueError(f"The 'path' argument contains a NUL byte, which no file name "
+                         f"holds: {short(path)}.")
+    return path
+
+
+def _expected_tensors(path, config, shapes):
+    """``{name: (shape, dtype)}`` of the network ``config`` describes.
+
+    Checked against the file's tensor table before any tensor byte is read, so
+    that a file holding other or larger tensors than its network is refused
+    unread, whatever size it claims.
+    """
+    from . import _training
+    from .classifier import LeNet5Classifier
+
+    fitted = fitted_from_config(path, config, shapes)
+    params = params_from_json(path, config.get("params"),
+                              LeNet5Classifier().get_params(deep=False))
+    architecture = _checked_architecture(path, params, fitted)
+    return {name: (tuple(t.shape), np.dtype(str(t.dtype).removeprefix("torch.")))
+            for name, t in _training.build_module(architecture).state_dict().items()}
 
 
 def _check_tensors(path, expected, arrays, architecture):
@@ -268,58 +300,50 @@ def _check_tensors(path, expected, arrays, architecture):
             )
 
 
-# -------------------------------------------- beyond the estimator's public API
-# The only code here that knows more of LeNet5Classifier than its public API,
-# fitted attributes and pickling protocol:
-# * "_one_hot", the key of its pickled state that says whether it was fitted on
-#   one-hot rows (which predict's output form shows, but no attribute names);
-# * sklearn's BaseEstimator._validate_params, the check fit runs, which sklearn
-#   offers no public way to run without fitting: a file's parameters must pass
-#   it before anything is built from them.
+def _checked_architecture(path, params, fitted):
+    """The architecture of the network a file describes, once its parameters
+    have passed the checks ``fit`` runs."""
+    from . import _training
+    from .classifier import LeNet5Classifier, check_params
 
-_ONE_HOT_STATE_KEY = "_one_hot"
-
-
-def _fitted_on_one_hot(state):
-    """Whether the estimator of the pickled ``state`` was fitted on one-hot rows."""
-    return bool(state[_ONE_HOT_STATE_KEY])
+    estimator = LeNet5Classifier(**params)
+    try:
+        check_params(estimator)
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"{path!r}: invalid parameters: {exc}") from None
+    return _training.architecture(
+        estimator.get_params(deep=False), fitted["image_shape_"], len(fitted["classes_"])
+    )
 
 
 def _rebuild_estimator(path, params, fitted, arrays, device):
-    """The fitted estimator, rebuilt through its pickling protocol (``__setstate__``).
+    """The fitted estimator of a checked file, through the estimator's seam.
 
     ``fitted`` holds the checked fitted attributes (and ``one_hot``),
-    ``arrays`` the module's tensors; the tensor names, shapes and dtypes are
+    ``arrays`` the module's tensors, whose names, shapes and dtypes are
     checked against a freshly built module before the estimator is built.
     """
     import torch
 
     from . import _training
-    from ._speed import resolve_precision
-    from .classifier import LeNet5Classifier
+    from .classifier import FittedModel, rebuild_estimator
 
-    estimator = LeNet5Classifier(**params)
-    try:
-        estimator._validate_params()
-    except (ValueError, TypeError) as exc:
-        raise ModelFileError(f"{path!r}: invalid parameters: {exc}") from None
-    architecture = _training.architecture(
-        estimator.get_params(deep=False), fitted["image_shape_"], len(fitted["classes_"])
-    )
+    architecture = _checked_architecture(path, params, fitted)
     expected = _training.build_module(architecture).state_dict()
     _check_tensors(path, expected, arrays, architecture)
-    amp_dtype = resolve_precision(estimator.precision, device)
-    snapshot = {  # the layout of _training.snapshot, which __setstate__ reads
-        "architecture": architecture,
-        "module": {name: arrays[name].copy() for name in expected},  # writable copies
-        "optimizer": None,
-        "history": [],
-        "device": device,
-        "amp_dtype": None if amp_dtype is None else str(amp_dtype).removeprefix("torch."),
-        "channels_last": bool(estimator.channels_last),
-    }
-    state = dict(estimator.__getstate__(), **fitted, net_=snapshot)
-    state[_ONE_HOT_STATE_KEY] = state.pop("one_hot")
+    model = FittedModel(
+        params=params,
+        classes=fitted["classes_"],
+        one_hot=fitted["one_hot"],
+        image_shape=fitted["image_shape_"],
+        n_features_in=fitted["n_features_in_"],
+        feature_names_in=fitted.get("feature_names_in_"),
+        history=fitted["history_"],
+        batch_size=fitted["batch_size_"],
+        temperature=fitted["temperature_"],
+        architecture=architecture,
+        weights={name: arrays[name] for name in expected},
+        device=device,
+    )
     with torch.no_grad():
-        estimator.__setstate__(state)
-    return estimator
+        return rebuild_estimator(model, device)

@@ -1,5 +1,5 @@
 """Figures of the study: sample images, learning curves, the confusion matrix,
-what the network learned and its worst mistakes.
+reliability diagrams, what the network learned and its worst mistakes.
 
 Every function takes data (not file names), draws with matplotlib and returns
 the :class:`~matplotlib.figure.Figure`; pass ``ax`` to draw into an existing
@@ -13,8 +13,10 @@ import sys
 
 import numpy as np
 
-__all__ = ["plot_samples", "plot_history", "plot_confusion_matrix", "plot_learned_features",
-           "plot_misclassified"]
+__all__ = ["plot_samples", "plot_history", "plot_confusion_matrix",
+           "plot_confusion_matrix_counts", "reliability_curve", "plot_reliability",
+           "plot_learned_features", "most_confident_errors", "plot_misclassified",
+           "plot_mistakes"]
 
 
 def _pyplot():
@@ -130,8 +132,16 @@ def _history_series(history, key):
     return np.asarray(epochs), np.asarray(values, dtype=float)
 
 
-def plot_history(history, metric="loss", *, ax=None, label=None, title=None):
+def plot_history(history, metric="loss", *, ax=None, label=None, title=None,
+                 label_smoothing=None):
     """Training and validation curves per epoch (Fig. 2: loss, Fig. 3: accuracy).
+
+    The two loss curves measure different things: the training loss is the
+    objective the network minimizes on its (augmented) training batches,
+    label-smoothed when ``label_smoothing > 0``, whose floor is then well
+    above zero; the validation loss is the plain log-loss of the held-out
+    rows. The legend says which is which, so that a training curve above the
+    validation curve is not read as underfitting.
 
     Parameters
     ----------
@@ -147,6 +157,9 @@ def plot_history(history, metric="loss", *, ax=None, label=None, title=None):
         Prefix of the legend entries (to overlay several models on one axes).
     title : str, default=None
         Axes title.
+    label_smoothing : float, default=None
+        The label smoothing of the training loss; read from the estimator
+        when one is given, taken as 0 otherwise.
 
     Returns
     -------
@@ -157,21 +170,28 @@ def plot_history(history, metric="loss", *, ax=None, label=None, title=None):
     >>> from sklenet.plotting import plot_history
     >>> history = [{"epoch": 1, "train_loss": 0.9, "valid_loss": 0.7},
     ...            {"epoch": 2, "train_loss": 0.5, "valid_loss": 0.6}]
-    >>> fig = plot_history(history, "loss")
+    >>> fig = plot_history(history, "loss", label_smoothing=0.1)
     >>> [line.get_label() for line in fig.axes[0].get_lines()]
-    ['train', 'validation']
+    ['training loss (label-smoothed objective)', 'validation log-loss']
     """
     if metric not in ("loss", "accuracy"):
         raise ValueError(f"metric must be 'loss' or 'accuracy', got {metric!r}.")
     if hasattr(history, "history_"):
+        if label_smoothing is None:
+            label_smoothing = history.label_smoothing
         history = history.history_
     history = list(history)
     if not history:
         raise ValueError("history is empty: nothing to plot.")
     fig, ax = _new_axes(ax, (5.5, 3.8))
     prefix = "" if label is None else f"{label}: "
+    if metric == "loss":
+        names = ("training loss (label-smoothed objective)" if label_smoothing
+                 else "training loss", "validation log-loss")
+    else:
+        names = ("training accuracy", "validation accuracy")
     lines = []
-    for part, name, style in (("train", "train", "-"), ("valid", "validation", "--")):
+    for part, name, style in (("train", names[0], "-"), ("valid", names[1], "--")):
         epochs, values = _history_series(history, f"{part}_{metric}")
         if np.all(np.isnan(values)):
             continue
@@ -229,21 +249,162 @@ def plot_confusion_matrix(y_true, y_pred, *, target_names=None, normalize=None,
     display_labels = None
     if target_names is not None:
         display_labels = [str(target_names[int(label)]) for label in labels]
-    return _draw_confusion_matrix(matrix, display_labels, ax=ax, title=title, cmap=cmap,
-                                  values_format=None if normalize is None else ".2f")
+    return plot_confusion_matrix_counts(
+        matrix, display_labels=display_labels, ax=ax, title=title, cmap=cmap,
+        values_format=None if normalize is None else ".2f")
 
 
-def _draw_confusion_matrix(matrix, display_labels=None, *, ax=None, title=None,
-                           cmap="Blues", values_format=None):
-    """Draw a confusion matrix already computed (a study's results hold the counts)."""
+def plot_confusion_matrix_counts(matrix, *, display_labels=None, ax=None, title=None,
+                                 cmap="Blues", values_format=None):
+    """A confusion matrix already computed, e.g. one a study's results hold.
+
+    Parameters
+    ----------
+    matrix : array-like of shape (n_classes, n_classes)
+        Counts (or fractions): true classes in rows, predicted in columns, as
+        :func:`sklearn.metrics.confusion_matrix` returns them.
+    display_labels : sequence of str, default=None
+        Name of each class, in the order of the rows; their numbers when None.
+    ax : matplotlib Axes, default=None
+        Axes to draw into; a new figure is made when None.
+    title : str, default=None
+        Axes title.
+    cmap : str, default="Blues"
+        Colormap.
+    values_format : str, default=None
+        Format of the numbers in the cells (e.g. ``".2f"``); sklearn's choice
+        when None.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from sklenet.plotting import plot_confusion_matrix_counts
+    >>> fig = plot_confusion_matrix_counts([[5, 1], [0, 4]], display_labels=["a", "b"])
+    >>> [t.get_text() for t in fig.axes[0].texts]
+    ['5', '1', '0', '4']
+    """
     from sklearn.metrics import ConfusionMatrixDisplay
 
+    matrix = np.asarray(matrix)
     n = len(matrix)
     fig, ax = _new_axes(ax, (max(4.5, 0.6 * n + 2.5), max(4.0, 0.6 * n + 1.8)))
-    ConfusionMatrixDisplay(np.asarray(matrix), display_labels=display_labels).plot(
+    ConfusionMatrixDisplay(matrix, display_labels=display_labels).plot(
         ax=ax, cmap=cmap, colorbar=False, values_format=values_format,
         xticks_rotation=45 if display_labels is not None and n > 4 else "horizontal",
     )
+    if title is not None:
+        ax.set_title(title)
+    return fig
+
+
+def reliability_curve(y_true, proba, *, classes=None, n_bins=15):
+    """The reliability diagram's points of the top-label confidence.
+
+    Each sample's confidence is the highest probability it is given; the
+    samples are put in ``n_bins`` equal-width bins of confidence, and each
+    bin that holds samples gives its mean confidence and its accuracy (how
+    often the most probable class is the true one), through
+    :func:`sklearn.calibration.calibration_curve`. A calibrated model's
+    points lie on the diagonal.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    proba : array-like of shape (n_samples, n_classes)
+        Predicted probabilities, e.g. ``clf.predict_proba(X)``.
+    classes : array-like of shape (n_classes,), default=None
+        The label of each column of ``proba`` (``clf.classes_``); the column
+        numbers when None.
+    n_bins : int, default=15
+        Number of equal-width confidence bins.
+
+    Returns
+    -------
+    accuracy, confidence, counts : ndarray of shape (n_nonempty_bins,)
+        Per non-empty bin, in increasing confidence: the accuracy, the mean
+        confidence and the number of samples.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklenet.plotting import reliability_curve
+    >>> proba = np.array([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.3, 0.7]])
+    >>> accuracy, confidence, counts = reliability_curve([0, 1, 1, 1], proba, n_bins=5)
+    >>> accuracy.tolist(), confidence.round(2).tolist(), counts.tolist()
+    ([1.0, 1.0, 0.5], [0.6, 0.7, 0.9], [1, 1, 2])
+    """
+    from sklearn.calibration import calibration_curve
+
+    y_true = np.asarray(y_true)
+    proba = np.asarray(proba, dtype=np.float64)
+    classes = np.arange(proba.shape[1]) if classes is None else np.asarray(classes)
+    if len(y_true) != len(proba):
+        raise ValueError(f"y_true and proba hold {len(y_true)} and {len(proba)} samples; "
+                         f"they must hold the same number.")
+    predicted = np.argmax(proba, axis=1)
+    confidence = proba[np.arange(len(proba)), predicted]
+    correct = (classes[predicted] == y_true).astype(int)
+    accuracy, mean_confidence = calibration_curve(correct, confidence, n_bins=n_bins,
+                                                  strategy="uniform", pos_label=1)
+    # The same bins as calibration_curve: ((b - 1) / n_bins, b / n_bins].
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    counts = np.bincount(np.searchsorted(edges[1:-1], confidence), minlength=n_bins)
+    return accuracy, mean_confidence, counts[counts > 0]
+
+
+def plot_reliability(accuracy, confidence, *, counts=None, ece=None, ax=None, label=None,
+                     title=None):
+    """Reliability diagram: accuracy against confidence, with the diagonal of a
+    calibrated model, through sklearn's ``CalibrationDisplay``.
+
+    Parameters
+    ----------
+    accuracy, confidence : array-like of shape (n_bins,)
+        Per confidence bin, what :func:`reliability_curve` returns.
+    counts : array-like of shape (n_bins,), default=None
+        Samples per bin; drawn as a histogram under the curve when given.
+    ece : float, default=None
+        Expected calibration error, shown in the legend when given.
+    ax : matplotlib Axes, default=None
+        Axes to draw into; a new figure is made when None.
+    label : str, default=None
+        Legend entry of the curve.
+    title : str, default=None
+        Axes title.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from sklenet.plotting import plot_reliability
+    >>> fig = plot_reliability([0.5, 0.9], [0.6, 0.95], ece=0.07, label="model")
+    >>> fig.axes[0].get_legend_handles_labels()[1]
+    ['Perfectly calibrated', 'model (ECE 7.00%)']
+    """
+    from sklearn.calibration import CalibrationDisplay
+
+    fig, ax = _new_axes(ax, (4.5, 4.2))
+    name = label or "model"
+    if ece is not None:
+        name = f"{name} (ECE {100 * ece:.2f}%)"
+    CalibrationDisplay(np.asarray(accuracy), np.asarray(confidence), None).plot(
+        ax=ax, name=name)
+    if counts is not None:
+        counts = np.asarray(counts, dtype=float)
+        share = counts / counts.sum() if counts.sum() else counts
+        ax.bar(confidence, share, width=0.04, alpha=0.3, color="gray",
+               label="share of samples")
+        ax.legend(loc="upper left")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (highest predicted probability)")
+    ax.set_ylabel("accuracy")
     if title is not None:
         ax.set_title(title)
     return fig
@@ -315,9 +476,7 @@ def plot_learned_features(clf, X, y, *, target_names=None, max_classes=10, title
     >>> len(fig.axes), fig.axes[7].get_title()
     (78, '0')
     """
-    import torch
-
-    from ._speed import run_module
+    from ._training import layer_outputs
 
     plt = _pyplot()
     y = np.asarray(y)
@@ -325,26 +484,9 @@ def plot_learned_features(clf, X, y, *, target_names=None, max_classes=10, title
     if not classes:
         raise ValueError("y holds none of the classes the classifier knows.")
     rows = [int(np.flatnonzero(y == c)[0]) for c in classes]
-    images = clf._images(np.asarray(X)[rows])
-    net = clf.net_
-    lenet = net.module_.lenet5
-    maps = {}
-
-    def keep(name):
-        def hook(layer, inputs, output):
-            # Returning nothing: a forward hook's return value would replace the output.
-            maps[name] = output.detach().float().cpu().numpy()
-        return hook
-
-    hooks = [getattr(lenet, name).register_forward_hook(keep(name)) for name in ("c1", "c3")]
-    try:
-        with torch.inference_mode():
-            run_module(net.module_.eval(), images, net.device, net.amp_dtype,
-                       net.channels_last)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    filters = lenet.c1.weight.detach().float().cpu().numpy()[:, 0]
+    images = _network_input(clf, np.asarray(X)[rows])
+    maps = layer_outputs(clf.net_, images, ["c1", "c3"])
+    filters = clf.net_.module_.lenet5.c1.weight.detach().float().cpu().numpy()[:, 0]
     c1, c3 = maps["c1"], maps["c3"]
 
     n_cols = 1 + c1.shape[1] + c3.shape[1]
@@ -363,7 +505,7 @@ def plot_learned_features(clf, X, y, *, target_names=None, max_classes=10, title
     top.suptitle("C1: the six 5x5 filters")
 
     grid = bottom.subplots(len(classes), n_cols, squeeze=False)
-    pictures = images.float().cpu().numpy()[:, 0]
+    pictures = images.float().numpy()[:, 0]
     layers = [("C1", c1, 1), ("C3", c3, 1 + c1.shape[1])]
     norms = {name: _symmetric_norm(values) for name, values, _ in layers}
     for r, label in enumerate(classes):
@@ -388,11 +530,53 @@ def plot_learned_features(clf, X, y, *, target_names=None, max_classes=10, title
     return fig
 
 
-def _confident_errors(y_true, proba, classes, n):
+def _network_input(clf, X):
+    """``X`` as the ``(n, C, H, W)`` tensor of images that ``clf`` feeds its network."""
+    import torch
+    from sklearn.utils import check_array
+
+    from ._input import flatten_images
+
+    rows, _ = flatten_images(X)
+    rows = check_array(rows, dtype=(np.float32, np.uint8), order="C")
+    if rows.shape[1] != clf.n_features_in_:
+        raise ValueError(f"X has {rows.shape[1]} features per image, but {type(clf).__name__} "
+                         f"was fitted on {clf.n_features_in_}.")
+    return torch.from_numpy(rows).view((-1,) + tuple(clf.image_shape_))
+
+
+def most_confident_errors(y_true, proba, *, classes=None, n=12):
     """The ``n`` most confident wrong predictions, most confident first.
 
-    Returns the rows, the predicted labels and the probability given to them;
-    ties keep the order of the rows.
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    proba : array-like of shape (n_samples, n_classes)
+        Predicted probabilities, e.g. ``clf.predict_proba(X)``.
+    classes : array-like of shape (n_classes,), default=None
+        The label of each column of ``proba`` (``clf.classes_``); the column
+        numbers when None.
+    n : int, default=12
+        How many mistakes to return, at most.
+
+    Returns
+    -------
+    rows : ndarray of int
+        The rows of the mistakes; ties keep the order of the rows.
+    predicted : ndarray
+        The label predicted for each of them.
+    confidence : ndarray of float
+        The probability given to that label.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklenet.plotting import most_confident_errors
+    >>> proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    >>> rows, predicted, confidence = most_confident_errors([0, 0, 1], proba)
+    >>> rows.tolist(), predicted.tolist(), confidence.tolist()
+    ([1, 2], [1, 0], [0.8, 0.6])
     """
     y_true = np.asarray(y_true)
     proba = np.asarray(proba)
@@ -456,16 +640,57 @@ def plot_misclassified(X, y_true, proba, *, classes=None, target_names=None, n_i
     if not len(images) == len(y_true) == len(proba):
         raise ValueError(f"X, y_true and proba hold {len(images)}, {len(y_true)} and "
                          f"{len(proba)} samples; they must hold the same number.")
-    rows, predicted, confidence = _confident_errors(y_true, proba, classes, n_images)
-    return _draw_misclassified(
+    rows, predicted, confidence = most_confident_errors(y_true, proba, classes=classes,
+                                                         n=n_images)
+    return plot_mistakes(
         images[rows], [_label_name(t, target_names) for t in y_true[rows]],
         [_label_name(p, target_names) for p in predicted], confidence,
         n_cols=n_cols, title=title, cmap=cmap)
 
 
-def _draw_misclassified(images, true_names, predicted_names, confidence, *, n_cols=6,
-                        title=None, cmap="gray_r"):
-    """Draw mistakes already chosen (a study's results hold them)."""
+def plot_mistakes(X, true_names, predicted_names, confidence, *, image_shape=None, n_cols=6,
+                  title=None, cmap="gray_r"):
+    """Mistakes already chosen, e.g. those a study's results recorded.
+
+    Each image is titled with its true class, the predicted class and the
+    probability the model gave to it; :func:`plot_misclassified` chooses
+    the mistakes from a model's probabilities and draws them with this.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_images, n_features), (n_images, h, w) \
+            or (n_images, channels, h, w)
+        The images; flat rows must be square unless ``image_shape`` is given.
+    true_names, predicted_names : sequence of str
+        The true and the predicted class of each image.
+    confidence : sequence of float
+        The probability given to each predicted class.
+    image_shape : tuple of int, default=None
+        ``(height, width)`` of flat rows that are not square.
+    n_cols : int, default=6
+        Images per row.
+    title : str, default=None
+        Figure title.
+    cmap : str, default="gray_r"
+        Colormap of the images.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklenet.plotting import plot_mistakes
+    >>> fig = plot_mistakes(np.eye(4)[:1], ["cat"], ["dog"], [0.8])
+    >>> [ax.get_title() for ax in fig.axes]
+    ['true: cat\\npredicted: dog (80%)']
+    """
+    images = _as_images(X, image_shape)
+    if not len(images) == len(true_names) == len(predicted_names) == len(confidence):
+        raise ValueError(f"X, true_names, predicted_names and confidence hold "
+                         f"{len(images)}, {len(true_names)}, {len(predicted_names)} and "
+                         f"{len(confidence)} entries; they must hold the same number.")
     plt = _pyplot()
     n_cols = max(1, min(n_cols, len(images)))
     n_rows = max(1, -(-len(images) // n_cols))

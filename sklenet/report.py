@@ -12,12 +12,12 @@ Examples
 >>> from sklenet.report import format_table
 >>> row = {"name": "knn", "train_accuracy": 0.99, "valid_accuracy": 0.98,
 ...        "test_accuracy": 0.975, "train_loss": None, "valid_loss": None,
-...        "test_loss": None, "fit_time": 0.01, "predict_time": 0.2,
+...        "test_loss": None, "test_ece": None, "fit_time": 0.01, "predict_time": 0.2,
 ...        "n_params": None, "n_train": 1077}
 >>> print(format_table({"models": [row]}, markdown=True))
 | model | train acc | valid acc | test acc | ... | fit on |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
-| knn | 99.00% | 98.00% | 97.50% |  |  |  | 0.0 s | 0.2 s |  | 1077 |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| knn | 99.00% | 98.00% | 97.50% |  |  |  |  | 0.0 s | 0.2 s |  | 1077 |
 """
 
 import errno
@@ -27,8 +27,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["FIGURES", "prepare_output_dir", "format_table", "render_markdown",
-           "write_report"]
+__all__ = ["FIGURES", "prepare_output_dir", "format_table", "format_seconds",
+           "render_markdown", "write_report"]
 
 #: Figure name -> file name in the output directory.
 FIGURES = {
@@ -36,12 +36,13 @@ FIGURES = {
     "loss": "loss.png",
     "accuracy": "accuracy.png",
     "confusion_matrix": "confusion_matrix.png",
+    "calibration": "calibration.png",
     "features": "learned_features.png",
     "misclassified": "misclassified.png",
 }
 
 _HEADERS = ["model", "train acc", "valid acc", "test acc", "train loss", "valid loss",
-            "test loss", "fit time", "predict time", "parameters", "fit on"]
+            "test loss", "test ECE", "fit time", "predict time", "parameters", "fit on"]
 
 
 def prepare_output_dir(out):
@@ -97,7 +98,24 @@ def _num(value, digits=3):
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def _seconds(seconds):
+def format_seconds(seconds):
+    """A duration as the tables show it: seconds below two minutes, minutes above.
+
+    Parameters
+    ----------
+    seconds : float
+        The duration.
+
+    Returns
+    -------
+    text : str
+
+    Examples
+    --------
+    >>> from sklenet.report import format_seconds
+    >>> format_seconds(4.25), format_seconds(150)
+    ('4.2 s', '2.5 min')
+    """
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
@@ -131,8 +149,9 @@ def _table_rows(results):
             _num(m["train_loss"]),
             _num(m["valid_loss"]),
             _num(m["test_loss"]),
-            _seconds(m["fit_time"]),
-            _seconds(m["predict_time"]),
+            _pct(m["test_ece"]),
+            format_seconds(m["fit_time"]),
+            format_seconds(m["predict_time"]),
             "" if m["n_params"] is None else f"{m['n_params']:,}",
             str(m["n_train"]),
         ]
@@ -227,7 +246,9 @@ def render_markdown(results):
         format_table(results, markdown=True),
         "",
         "Losses are log-losses (cross-entropy), given where the model has "
-        "`predict_proba`. Predict time is for the test set. \"fit on\" is the number of "
+        "`predict_proba`; so is the test ECE, the expected calibration error of those "
+        "probabilities (15 equal-width bins of the highest probability; 0 is perfectly "
+        "calibrated). Predict time is for the test set. \"fit on\" is the number of "
         "training images the model was fitted on.",
         "",
     ]
@@ -257,7 +278,7 @@ def render_markdown(results):
     if env:
         lines += ["", "## Environment", "",
                   ", ".join(f"{k} {v}" for k, v in env.items()),
-                  "", f"Total time: {_seconds(results.get('total_time', 0))}."]
+                  "", f"Total time: {format_seconds(results.get('total_time', 0))}."]
     return "\n".join(lines) + "\n"
 
 
@@ -282,7 +303,8 @@ def write_report(results, out, *, data=None, figures=True):
     figures : bool, default=True
         Whether to draw the figures (:data:`FIGURES`): sample training
         images; loss and accuracy per epoch of each LeNet-5 row; the test
-        confusion matrices; and, for the LeNet-5 row of the best test
+        confusion matrices; the reliability diagram of each LeNet-5 row's
+        test probabilities; and, for the LeNet-5 row of the best test
         accuracy, C1's filters with the C1 and C3 feature maps of one test
         image per class (when ``results`` holds the ``estimators`` that
         ``run_study(return_estimators=True)`` adds) and its most confident
@@ -342,18 +364,28 @@ def _json_default(value):
     raise TypeError(f"results hold a {type(value).__name__}, which JSON cannot store.")
 
 
+def _grid(n_panels, width, height):
+    """A figure of ``n_panels`` axes side by side, outside pyplot: nothing to close."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * n_panels, height), layout="constrained")
+    return fig, fig.subplots(1, n_panels, squeeze=False)[0]
+
+
 def _write_figures(directory, results, data, estimators):
     """Draw the figures into ``directory``; returns figure name -> file name."""
     from . import plotting
 
-    plt = plotting._pyplot()
     name = results["dataset"]["name"]
     target_names = results["dataset"]["classes"]
     written = {}
 
     def save(fig, key):
         fig.savefig(directory / FIGURES[key], dpi=100)
-        plt.close(fig)
+        if fig.canvas.manager is not None:  # made by pyplot, which keeps it until closed
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
         written[key] = FIGURES[key]
 
     if data is not None:
@@ -364,20 +396,29 @@ def _write_figures(directory, results, data, estimators):
     rows = [m for m in results["models"] if m.get("history")]
     if rows:
         for metric in ("loss", "accuracy"):
-            fig, axes = plt.subplots(1, len(rows), figsize=(5.2 * len(rows), 3.8),
-                                     squeeze=False, sharey=True, layout="constrained")
-            for ax, row in zip(axes[0], rows):
-                plotting.plot_history(row["history"], metric, ax=ax, title=row["name"])
+            fig, axes = _grid(len(rows), 5.2, 3.8)
+            for ax in axes[1:]:
+                ax.sharey(axes[0])
+            for ax, row in zip(axes, rows):
+                plotting.plot_history(row["history"], metric, ax=ax, title=row["name"],
+                                      label_smoothing=row["label_smoothing"])
             fig.suptitle(f"{name}: training and validation {metric} per epoch")
             save(fig, metric)
-        fig, axes = plt.subplots(1, len(rows), figsize=(6.4 * len(rows), 6.0),
-                                 squeeze=False, layout="constrained")
-        for ax, row in zip(axes[0], rows):
-            plotting._draw_confusion_matrix(
-                row["confusion_matrix"], target_names, ax=ax,
+        fig, axes = _grid(len(rows), 6.4, 6.0)
+        for ax, row in zip(axes, rows):
+            plotting.plot_confusion_matrix_counts(
+                row["confusion_matrix"], display_labels=target_names, ax=ax,
                 title=f"{row['name']}\ntest accuracy {row['test_accuracy']:.4f}")
         fig.suptitle(f"{name}: test confusion matrix")
         save(fig, "confusion_matrix")
+        fig, axes = _grid(len(rows), 4.6, 4.6)
+        for ax, row in zip(axes, rows):
+            curve = row["reliability"]
+            plotting.plot_reliability(curve["accuracy"], curve["confidence"],
+                                      counts=curve["counts"], ece=row["test_ece"], ax=ax,
+                                      label="test set", title=row["name"])
+        fig.suptitle(f"{name}: reliability of the test probabilities")
+        save(fig, "calibration")
     if rows and data is not None:
         _draw_best_lenet5(save, results, data, estimators, rows)
     return written
@@ -397,14 +438,11 @@ def _draw_best_lenet5(save, results, data, estimators, rows):
             estimators[best["key"]], data["X_test"], data["y_test"],
             target_names=data["target_names"], title=f"{name}: what {which} learned"),
             "features")
-    mistakes = best.get("misclassified")
-    if mistakes is None:  # results from before the mistakes were recorded
-        return
-    images = plotting._as_images(data["X_test"][[m["index"] for m in mistakes]],
-                                 data["image_shape"])
-    save(plotting._draw_misclassified(
-        images, [target_names[m["true"]] for m in mistakes],
+    mistakes = best["misclassified"]
+    save(plotting.plot_mistakes(
+        data["X_test"][[m["index"] for m in mistakes]],
+        [target_names[m["true"]] for m in mistakes],
         [target_names[m["predicted"]] for m in mistakes],
-        [m["confidence"] for m in mistakes],
+        [m["confidence"] for m in mistakes], image_shape=data["image_shape"],
         title=f"{name}: the most confident mistakes of {which} on the test set"),
         "misclassified")

@@ -15,7 +15,9 @@ Protocol
    Pipeline, with scaling where it needs it) on the same 80%.
 4. Evaluate every model on the training portion (a fixed random sample of it,
    see ``train_eval_samples``), on the validation set and on the official test
-   set: accuracy, and log-loss wherever the model has ``predict_proba``.
+   set: accuracy, and log-loss wherever the model has ``predict_proba``; on
+   the test set also the expected calibration error (ECE, 15 bins) of those
+   probabilities and the points of their reliability diagram.
 
 Seeds
 -----
@@ -69,9 +71,7 @@ from ._recipes import (
     strong_recipe,
 )
 from ._study_data import DATASETS, N_CLASSES, DatasetUnavailableError, load_study_data
-
-# format_table and write_report lived here before sklenet.report; old imports keep working.
-from .report import _seconds, format_table, write_report
+from .report import format_seconds
 
 __all__ = [
     "RECIPES",
@@ -81,22 +81,34 @@ __all__ = [
     "N_CLASSES",
     "DatasetUnavailableError",
     "ProtocolError",
+    "TrainingError",
     "strong_recipe",
     "recipe_params",
     "make_baseline",
     "load_study_data",
     "check_split",
+    "check_seed",
+    "check_seeds",
     "run_study",
-    "write_report",
-    "format_table",
 ]
 
 #: Seeds are those numpy's legacy generators (and so scikit-learn) accept.
 _MAX_SEED = 2**32 - 1
 
+#: Confidence bins of the expected calibration error and the reliability diagrams.
+N_CALIBRATION_BINS = 15
+
 
 class ProtocolError(ValueError):
     """The protocol's parameters do not fit the data (too few images for a split)."""
+
+
+class TrainingError(RuntimeError):
+    """A model of the study could not be trained: its ``fit`` failed, or it
+    predicts probabilities that are not finite (its training diverged).
+
+    The message names the model and says why.
+    """
 
 
 def check_split(n_samples, n_classes, validation_fraction):
@@ -159,15 +171,10 @@ def _sample_rows(y, n, seed):
     """The rows of a stratified sample of ``n`` of ``y``, or None for all of them."""
     if n is None or n >= len(y):
         return None
-    classes, counts = np.unique(y, return_counts=True)
-    # Stratifying needs every class in both the sample and the rest.
-    if len(classes) <= n <= len(y) - len(classes) and np.min(counts) >= 2:
-        from sklearn.model_selection import train_test_split
+    from ._input import stratified_split
 
-        rows, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y,
-                                   random_state=seed)
-        return rows
-    return np.sort(np.random.default_rng(seed).choice(len(y), n, replace=False))
+    rows, _, _ = stratified_split(y, len(y) - n, seed)
+    return rows
 
 
 def _subsample(X, y, n, seed):
@@ -183,7 +190,7 @@ _Split = namedtuple("_Split", "X_train y_train X_valid y_valid X_eval y_eval X_t
 def _split(data, validation_fraction, max_train_samples, max_test_samples,
            train_eval_samples, seed):
     """The protocol's one split of ``data``, shared by every contender."""
-    from sklearn.model_selection import train_test_split
+    from ._input import stratified_split
 
     X_full, y_full = _subsample(data["X_train"], data["y_train"], max_train_samples, seed)
     # The test rows are kept so that a row's misclassified images can be found in the data.
@@ -193,12 +200,12 @@ def _split(data, validation_fraction, max_train_samples, max_test_samples,
     X_test, y_test = data["X_test"][test_rows], data["y_test"][test_rows]
     classes = np.unique(y_full)
     try:
-        check_split(len(y_full), len(classes), validation_fraction)
+        _, n_valid = check_split(len(y_full), len(classes), validation_fraction)
     except ProtocolError as exc:
         raise ProtocolError(f"max_train_samples={max_train_samples} and validation_fraction="
                             f"{validation_fraction} on {data['name']}: {exc}") from None
-    X_train, X_valid, y_train, y_valid = train_test_split(
-        X_full, y_full, test_size=validation_fraction, stratify=y_full, random_state=seed)
+    train, valid, _ = stratified_split(y_full, n_valid, seed)
+    X_train, X_valid, y_train, y_valid = X_full[train], X_full[valid], y_full[train], y_full[valid]
     # A different seed than the split's, so the sample is not the split's shadow.
     X_eval, y_eval = _subsample(X_train, y_train, train_eval_samples, (seed + 1) % (_MAX_SEED + 1))
     return _Split(X_train, y_train, X_valid, y_valid, X_eval, y_eval, X_test, y_test,
@@ -242,18 +249,27 @@ def _fit(contender, split, seed, say):
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        contender.estimator.fit(X, y, **fit_params)
+        try:
+            contender.estimator.fit(X, y, **fit_params)
+        except (ValueError, ArithmeticError) as exc:
+            # Bad settings, or a training that diverged: the row cannot be made.
+            raise TrainingError(f"{contender.name} could not be trained: {exc}") from exc
     return time.perf_counter() - start, len(y)
 
 
-def _evaluate(model, X, y, classes):
+def _evaluate(contender, X, y, classes):
     """(accuracy, log-loss or None, seconds to predict, predictions, probabilities or None)."""
     from sklearn.metrics import accuracy_score, log_loss
 
+    model = contender.estimator
     start = time.perf_counter()
     proba = None
     if hasattr(model, "predict_proba"):
         proba = model.predict_proba(X)
+        if not np.all(np.isfinite(proba)):
+            raise TrainingError(
+                f"{contender.name} predicts probabilities that are not finite: its training "
+                f"diverged. Try a smaller learning rate.")
         pred = model.classes_[np.argmax(proba, axis=1)]
     else:
         pred = model.predict(X)
@@ -262,15 +278,32 @@ def _evaluate(model, X, y, classes):
     return float(accuracy_score(y, pred)), loss, seconds, pred, proba
 
 
+def _calibration(model, y, proba):
+    """(ECE, reliability diagram points) of test probabilities, or (None, None) without any."""
+    if proba is None:
+        return None, None
+    from ._calibration import expected_calibration_error
+    from .plotting import reliability_curve
+
+    ece = expected_calibration_error(y, proba, n_bins=N_CALIBRATION_BINS,
+                                     labels=model.classes_)
+    accuracy, confidence, counts = reliability_curve(y, proba, classes=model.classes_,
+                                                     n_bins=N_CALIBRATION_BINS)
+    return ece, {"accuracy": accuracy.tolist(), "confidence": confidence.tolist(),
+                 "counts": counts.tolist()}
+
+
 def _row(contender, split, fit_time, n_train):
     """The result row of a fitted contender: every field of it is made here."""
     from sklearn.metrics import confusion_matrix
 
     model = contender.estimator
-    train_acc, train_loss, *_ = _evaluate(model, split.X_eval, split.y_eval, split.classes)
-    valid_acc, valid_loss, *_ = _evaluate(model, split.X_valid, split.y_valid, split.classes)
+    train_acc, train_loss, *_ = _evaluate(contender, split.X_eval, split.y_eval, split.classes)
+    valid_acc, valid_loss, *_ = _evaluate(contender, split.X_valid, split.y_valid,
+                                          split.classes)
     test_acc, test_loss, predict_time, pred, proba = _evaluate(
-        model, split.X_test, split.y_test, split.classes)
+        contender, split.X_test, split.y_test, split.classes)
+    test_ece, reliability = _calibration(model, split.y_test, proba)
     row = {
         "key": contender.key,
         "name": contender.name,
@@ -282,6 +315,7 @@ def _row(contender, split, fit_time, n_train):
         "valid_loss": valid_loss,
         "test_accuracy": test_acc,
         "test_loss": test_loss,
+        "test_ece": test_ece,
         "fit_time": fit_time,
         "predict_time": predict_time,
         "n_params": n_params(model),
@@ -289,9 +323,11 @@ def _row(contender, split, fit_time, n_train):
         "notes": model_notes(model),
         "confusion_matrix": confusion_matrix(split.y_test, pred,
                                              labels=split.classes).tolist(),
+        "reliability": reliability,
     }
     if hasattr(model, "history_"):  # LeNet-5: the curves per epoch, its worst mistakes
         row["history"] = jsonable(model.history_)
+        row["label_smoothing"] = float(model.label_smoothing)  # of history's train_loss
         row["epochs"] = int(model.n_iter_)
         row["misclassified"] = _misclassified(model, split, proba)
     return row
@@ -307,10 +343,11 @@ def _misclassified(model, split, proba):
     ``index`` points into the data set's whole test set, ``true`` and
     ``predicted`` into the results' list of classes.
     """
-    from .plotting import _confident_errors
+    from .plotting import most_confident_errors
 
-    rows, predicted, confidence = _confident_errors(split.y_test, proba, model.classes_,
-                                                    N_MISCLASSIFIED)
+    rows, predicted, confidence = most_confident_errors(split.y_test, proba,
+                                                        classes=model.classes_,
+                                                        n=N_MISCLASSIFIED)
     position = {label: i for i, label in enumerate(split.classes.tolist())}
     return [{"index": int(split.test_rows[r]), "true": position[split.y_test[r].item()],
              "predicted": position[p.item()], "confidence": float(c)}
@@ -408,13 +445,18 @@ def run_study(
         sizes, classes), ``protocol`` (``seeds`` among its entries),
         ``models`` (one dict per row: ``key``, ``name``, ``kind``, ``params``,
         ``train_accuracy``, ``train_loss``, ``valid_accuracy``,
-        ``valid_loss``, ``test_accuracy``, ``test_loss``, ``fit_time``,
-        ``predict_time``, ``n_params``, ``n_train``, ``notes``,
-        ``confusion_matrix``, and for LeNet-5 ``history``, ``epochs`` and
-        ``misclassified``: the most confident wrong test predictions, each
+        ``valid_loss``, ``test_accuracy``, ``test_loss``, ``test_ece`` (the
+        expected calibration error of the test probabilities, 15 bins of
+        top-label confidence), ``fit_time``, ``predict_time``, ``n_params``,
+        ``n_train``, ``notes``, ``confusion_matrix``, ``reliability`` (the
+        test set's reliability diagram: ``accuracy``, mean ``confidence`` and
+        sample ``counts`` of each non-empty bin), and for LeNet-5 ``history``,
+        ``label_smoothing`` (that of the history's training loss), ``epochs``
+        and ``misclassified``: the most confident wrong test predictions, each
         with the test image's ``index`` in the data set, the ``true`` and
         ``predicted`` class as positions in ``dataset["classes"]`` and the
-        ``confidence``), ``environment`` and ``total_time``.
+        ``confidence``), ``environment`` and ``total_time``. Losses, ECE and
+        reliability are None for a model without ``predict_proba``.
 
         With several seeds, the accuracies, losses and times of a row are
         means over the seeds; ``spread`` gives the lowest and highest value
@@ -429,6 +471,10 @@ def run_study(
         When the data set cannot be loaded.
     ProtocolError
         When the (sampled) training set is too small for the split.
+    TrainingError
+        When a model cannot be trained: its ``fit`` raises a ``ValueError``
+        or an ``ArithmeticError`` (such as the error of a training whose loss
+        stops being finite), or its probabilities are not finite.
 
     Examples
     --------
@@ -501,7 +547,7 @@ def run_study(
 
 #: The numbers of a row that are averaged over seeds.
 _MEASURES = ("train_accuracy", "train_loss", "valid_accuracy", "valid_loss", "test_accuracy",
-             "test_loss", "fit_time", "predict_time")
+             "test_loss", "test_ece", "fit_time", "predict_time")
 
 
 def _over_seeds(runs, seeds):
@@ -514,7 +560,7 @@ def _over_seeds(runs, seeds):
         row["spread"] = {}
         for measure in _MEASURES:
             values = [r[measure] for r in per_seed]
-            if None in values:  # no predict_proba: no loss, whatever the seed
+            if None in values:  # no predict_proba: no loss or ECE, whatever the seed
                 continue
             row[measure] = float(np.mean(values))
             row["spread"][measure] = [min(values), max(values)]
@@ -527,28 +573,93 @@ def _check_protocol(validation_fraction, random_state, seeds):
     """Check the protocol's parameters; returns the list of seeds to run."""
     if not 0 < validation_fraction < 1:
         raise ValueError(f"validation_fraction must be in (0, 1); got {validation_fraction!r}.")
-    name, values = ("random_state", [random_state]) if seeds is None else ("seeds", seeds)
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+    if seeds is None:
+        return [check_seed(random_state, "random_state")]
+    return check_seeds(seeds)
+
+
+def check_seed(seed, name="seed"):
+    """``seed`` as an int, checked: an integer in [0, 2**32 - 1].
+
+    numpy's legacy generators, and so every scikit-learn estimator, take
+    seeds in that range.
+
+    Parameters
+    ----------
+    seed : int
+        The seed.
+    name : str, default="seed"
+        What the error message calls it.
+
+    Returns
+    -------
+    seed : int
+
+    Raises
+    ------
+    ValueError
+        When ``seed`` is not such an integer; the message names it.
+
+    Examples
+    --------
+    >>> from sklenet.study import check_seed
+    >>> check_seed(7)
+    7
+    >>> check_seed(-1, "random_state")
+    Traceback (most recent call last):
+    ...
+    ValueError: random_state must be an integer in [0, 4294967295]; got -1.
+    """
+    if isinstance(seed, bool) or not (isinstance(seed, (int, np.integer))
+                                      and 0 <= seed <= _MAX_SEED):
+        raise ValueError(f"{name} must be an integer in [0, {_MAX_SEED}]; got {seed!r}.")
+    return int(seed)
+
+
+def check_seeds(seeds):
+    """``seeds`` as a list of ints, checked: at least one, each a valid seed, all distinct.
+
+    Parameters
+    ----------
+    seeds : sequence of int
+        The seeds of a run of several seeds (``run_study(seeds=...)``).
+
+    Returns
+    -------
+    seeds : list of int
+
+    Raises
+    ------
+    ValueError
+        When ``seeds`` is not such a sequence; the message says why.
+
+    Examples
+    --------
+    >>> from sklenet.study import check_seeds
+    >>> check_seeds((0, 1, 2))
+    [0, 1, 2]
+    >>> check_seeds([1, 1])
+    Traceback (most recent call last):
+    ...
+    ValueError: seeds must differ from one another; got [1, 1].
+    """
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
         raise ValueError(f"seeds must be a sequence of integers; got {seeds!r}.")
-    values = list(values)
+    values = [check_seed(seed, "each seed") for seed in seeds]
     if not values:
         raise ValueError("seeds must hold at least one seed; got an empty sequence.")
-    for value in values:
-        if isinstance(value, bool) or not (isinstance(value, (int, np.integer))
-                                           and 0 <= value <= _MAX_SEED):
-            raise ValueError(f"{name} must be {'an integer' if seeds is None else 'integers'} "
-                             f"in [0, 2**32 - 1]; got {value!r}.")
     if len(set(values)) < len(values):
         raise ValueError(f"seeds must differ from one another; got {values!r}.")
-    return [int(v) for v in values]
+    return values
 
 
 def _result_line(row):
     """The progress line of a finished row."""
-    loss = "" if row["test_loss"] is None else f", test loss {row['test_loss']:.3f}"
+    loss = "" if row["test_loss"] is None else (
+        f", test loss {row['test_loss']:.3f}, ECE {100 * row['test_ece']:.2f}%")
     return (f"  {row['name']}: test accuracy {row['test_accuracy']:.4f}{loss} "
-            f"(validation {row['valid_accuracy']:.4f}, fit {_seconds(row['fit_time'])}, "
-            f"predict {_seconds(row['predict_time'])})")
+            f"(validation {row['valid_accuracy']:.4f}, fit {format_seconds(row['fit_time'])}, "
+            f"predict {format_seconds(row['predict_time'])})")
 
 
 def _dataset_facts(data, split):

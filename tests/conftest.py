@@ -6,7 +6,14 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from sklenet import datasets
+from sklenet import _options, datasets
+
+#: The device every estimator the suite builds trains and predicts on, from one
+#: switch: ``SKLENET_TEST_DEVICE=cuda python -m pytest`` runs the whole suite on
+#: the GPU (each estimator's default ``device="auto"`` resolves to it); unset or
+#: ``cpu``, the suite runs on the CPU even where a GPU is present.
+TEST_DEVICE = os.environ.get("SKLENET_TEST_DEVICE", "cpu").strip().lower() or "cpu"
+CUDA = torch.cuda.is_available()
 
 # CI clones the repository in some folder with a copy of shared/ beside it.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -67,3 +74,43 @@ def fashion_dir():
 def mnist_dir():
     """Directory of the original MNIST files (skips the test without them)."""
     return _data_dir("mnist")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cpu_only: the test is about a machine without CUDA")
+    if TEST_DEVICE not in ("cpu", "cuda"):
+        raise pytest.UsageError(
+            f"SKLENET_TEST_DEVICE must be 'cpu' or 'cuda', got {TEST_DEVICE!r}."
+        )
+
+
+def pytest_collection_modifyitems(config, items):
+    if TEST_DEVICE == "cuda" and not CUDA:
+        skip = pytest.mark.skip(
+            reason="SKLENET_TEST_DEVICE=cuda, but PyTorch sees no CUDA device here")
+    elif CUDA:
+        skip = pytest.mark.skip(reason="about a machine without CUDA; this one has it")
+        items = [item for item in items if item.get_closest_marker("cpu_only")]
+    else:
+        return
+    for item in items:
+        item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_device():
+    """Make ``device="auto"`` resolve to :data:`TEST_DEVICE` in this process."""
+    from sklenet import classifier
+
+    resolve = _options.resolve_device
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (_options, classifier):
+            patch.setattr(module, "resolve_device",
+                          lambda device: resolve(TEST_DEVICE if device == "auto" else device))
+        yield TEST_DEVICE
+
+
+@pytest.fixture(scope="session")
+def device():
+    """The suite's device (:data:`TEST_DEVICE`), for tests that name one."""
+    return TEST_DEVICE

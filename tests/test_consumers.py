@@ -20,7 +20,7 @@ from sklearn.ensemble import AdaBoostClassifier, BaggingClassifier
 from sklearn.exceptions import UnsetMetadataPassedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
-from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 from sklearn.svm import SVC
@@ -44,6 +44,33 @@ def weights(digits):
 @pytest.fixture(scope="module")
 def fitted(digits):
     return LeNet5Classifier(**FAST).fit(*digits)
+
+
+#: Digit names: sorted, their order is not the digits' (a class index is no label).
+NAMES = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                  "nine"])
+
+
+@pytest.fixture(scope="module", params=["int", "str"])
+def fitted_labels(request, digits):
+    """``(model, y)``: a model fitted on int labels or on digit names, and its labels."""
+    X, y = digits
+    y = y if request.param == "int" else NAMES[y]
+    return LeNet5Classifier(**FAST).fit(X, y), y
+
+
+def assert_predicts_like(loaded, original, X, y):
+    """``loaded`` predicts what ``original`` does, in the values and dtype of the
+    labels ``y`` it was fitted on (not only like itself: a decoding bug shared by
+    both would pass that)."""
+    proba = loaded.predict_proba(X)
+    np.testing.assert_array_equal(proba, original.predict_proba(X))
+    predicted = loaded.predict(X)
+    np.testing.assert_array_equal(predicted, original.predict(X))
+    assert predicted.dtype == np.asarray(y).dtype
+    np.testing.assert_array_equal(loaded.classes_, np.unique(y))
+    np.testing.assert_array_equal(predicted, np.unique(y)[proba.argmax(axis=1)])
+    assert accuracy_score(y, predicted) > 0.3  # ten classes: chance is 0.1
 
 
 class RecordingLeNet5(LeNet5Classifier):
@@ -190,11 +217,21 @@ def test_features_pass_weights_to_the_classifier(digits, weights):
 
 def test_features_grid_search_over_the_network_parameters(digits):
     X, y = digits
-    search = GridSearchCV(
-        make_pipeline(LeNet5Features(LeNet5Classifier(**FAST)), LogisticRegression()),
-        {"lenet5features__classifier__lr": [1e-3, 3e-3]}, cv=2,
-    ).fit(X, y)
-    assert search.best_params_["lenet5features__classifier__lr"] in (1e-3, 3e-3)
+    pipe = make_pipeline(LeNet5Features(LeNet5Classifier(**FAST)), LogisticRegression())
+    lrs = [1e-3, 3e-2]
+    search = GridSearchCV(pipe, {"lenet5features__classifier__lr": lrs}, cv=2).fit(X, y)
+    # Each candidate scores what the pipeline fitted by hand with its lr scores: the
+    # nested parameter reaches the network inside the cloned feature extractor.
+    for i, lr in enumerate(lrs):
+        candidate = clone(pipe).set_params(lenet5features__classifier__lr=lr)
+        for k, (train, test) in enumerate(StratifiedKFold(2).split(X, y)):
+            score = clone(candidate).fit(X[train], y[train]).score(X[test], y[test])
+            assert search.cv_results_[f"split{k}_test_score"][i] == score
+    scores = search.cv_results_["mean_test_score"]
+    assert scores[0] != scores[1]
+    best = lrs[int(np.argmax(scores))]
+    assert search.best_params_ == {"lenet5features__classifier__lr": best}
+    assert search.best_estimator_[0].classifier_.lr == best
 
 
 # -------------------------------------------------------------- persistence
@@ -213,28 +250,29 @@ def _globals(data):
     return modules
 
 
-def test_pickle_holds_plain_data_and_is_smaller(fitted, digits):
+def test_pickle_holds_plain_data_and_is_smaller(fitted_labels, digits):
+    fitted, y = fitted_labels
     data = pickle.dumps(fitted)
     assert not any(m.split(".")[0] in ("torch", "skorch") for m in _globals(data))
     # Smaller than the skorch net alone, pickled the usual way (torch.save inside).
     assert len(data) < len(pickle.dumps(fitted.net_))
+    assert_predicts_like(pickle.loads(data), fitted, digits[0], y)
     buffer = io.BytesIO()
     joblib.dump(fitted, buffer)
     buffer.seek(0)
-    loaded = joblib.load(buffer)
-    np.testing.assert_array_equal(loaded.predict_proba(digits[0]),
-                                  fitted.predict_proba(digits[0]))
+    assert_predicts_like(joblib.load(buffer), fitted, digits[0], y)
 
 
-def test_skops_round_trip(fitted, digits, tmp_path):
+def test_skops_round_trip(fitted_labels, digits, tmp_path):
     sio = pytest.importorskip("skops.io")
-    X, y = digits
+    fitted, y = fitted_labels
+    X = digits[0]
     path = tmp_path / "model.skops"
     sio.dump(fitted, path)
     untrusted = sio.get_untrusted_types(file=path)
     assert untrusted == ["sklenet.classifier.LeNet5Classifier"]
     loaded = sio.load(path, trusted=untrusted)
-    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+    assert_predicts_like(loaded, fitted, X, y)
     assert loaded.history_ == fitted.history_
     # Training goes on from the loaded state: partial_fit, then a warm start.
     loaded.partial_fit(X, y)
@@ -271,8 +309,7 @@ def test_mlflow_default_format_round_trip(fitted, digits, tmp_path):
     assert flavor["serialization_format"] == "skops"
     assert list((tmp_path / "artifacts").rglob("model.skops"))
     loaded = mlflow.sklearn.load_model(info.model_uri)
-    np.testing.assert_array_equal(loaded.predict(X), fitted.predict(X))
-    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+    assert_predicts_like(loaded, fitted, X, digits[1])
 
 
 # -------------------------------------------------------- skorch callbacks

@@ -9,7 +9,7 @@ from sklenet import LeNet5Classifier
 
 # The ONNX graph computes in float32: models under test are fitted in float32 so that
 # its outputs match predict_proba to float rounding (bfloat16 would differ by ~1e-2).
-F32 = dict(random_state=0, device="cpu", precision="float32")
+F32 = dict(random_state=0, precision="float32")
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -134,7 +134,7 @@ def test_model_is_valid_and_standalone(fashion):
     ops = {node.op_type for node in model.graph.node}
     assert ops <= {"Reshape", "Sub", "Mul", "Conv", "Tanh", "Relu", "MaxPool",
                    "AveragePool", "Flatten", "Gemm", "Softmax", "ArgMax", "Gather",
-                   "Identity", "Cast", "Resize", "Shape", "Slice", "Concat"}
+                   "Identity", "Cast", "Resize", "Shape", "Slice", "Concat", "Div", "Add"}
     assert model.producer_name == "sklenet"
 
 
@@ -148,6 +148,83 @@ def test_export_errors(fashion):
         sklenet.to_onnx(clf, input_dtype="int8")
     with pytest.raises(ValueError, match="opset"):
         sklenet.to_onnx(clf, opset=11)
+
+
+def test_only_a_lenet5_classifier_is_exported(digits):
+    # It was an AttributeError from deep inside the export.
+    from sklearn.svm import SVC
+
+    X, y = digits
+    with pytest.raises(TypeError, match="estimator must be a fitted sklenet.LeNet5Classifier; "
+                                        "got an instance of sklearn.*SVC"):
+        sklenet.to_onnx(SVC().fit(X[:100], y[:100]))
+
+
+# --------------------------------------------- loads in the runtimes people have
+
+
+@pytest.mark.parametrize("opset, ir_version", [(13, 7), (17, 8)])
+def test_ir_version_is_the_lowest_the_opset_needs(small, tmp_path, opset, ir_version):
+    # onnx.helper.make_model writes the newest IR version the installed onnx knows
+    # (14 with onnx 1.23), which onnxruntime 1.30 and older refuse to load
+    # ("Unsupported model IR version"). ci/versions oldest runs this in the oldest
+    # onnxruntime declared.
+    clf, X = small
+    path = tmp_path / "lenet5.onnx"
+    sklenet.to_onnx(clf, path, opset=opset)
+    model = onnx.load(str(path))
+    assert model.ir_version == ir_version
+    assert model.ir_version == onnx.helper.find_min_ir_version_for(list(model.opset_import))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    label, proba = _run(session, X)
+    assert np.abs(proba - clf.predict_proba(X)).max() <= ATOL
+    assert np.array_equal(label, clf.predict(X))
+
+
+# ------------------------------------------------ one answer: predict_proba
+
+
+def test_calibrated_probabilities_match(small):
+    # predict_proba divides the logits by temperature_ (fitted on the validation split).
+    clf, X = small
+    assert abs(clf.temperature_ - 1) > 0.05
+    model = sklenet.to_onnx(clf)
+    assert "Div" in {node.op_type for node in model.graph.node}
+    label, proba = _run(_session(model), X)
+    assert np.abs(proba - clf.predict_proba(X)).max() <= ATOL
+    assert np.array_equal(label, clf.predict(X))
+
+
+def test_test_time_flip_matches(small):
+    # predict_proba averages the logits of each image and its mirror image.
+    import copy
+
+    clf, X = small
+    flipped = copy.deepcopy(clf).set_params(test_time_flip=True)
+    assert np.abs(flipped.predict_proba(X) - clf.predict_proba(X)).max() > 100 * ATOL
+    for layout, data in [("flat", X), ("nchw", X.reshape(-1, 1, 8, 8))]:
+        label, proba = _run(_session(sklenet.to_onnx(flipped, input_layout=layout)), data)
+        assert np.abs(proba - flipped.predict_proba(X)).max() <= ATOL
+        assert np.array_equal(label, flipped.predict(X))
+
+
+def test_default_precision_matches_without_a_warning(digits):
+    # precision="auto" trains in bfloat16 where the CPU has it; inference runs in
+    # float32 by default (inference_precision), as the ONNX graph does.
+    import warnings
+
+    X, y = digits
+    clf = LeNet5Classifier(max_epochs=1, random_state=0, device="cpu").fit(X[:300], y[:300])
+    X = X[300:400].astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = sklenet.to_onnx(clf)
+    label, proba = _run(_session(model), X)
+    assert np.abs(proba - clf.predict_proba(X)).max() <= ATOL
+    assert np.array_equal(label, clf.predict(X))
+    clf.set_params(inference_precision="bfloat16")
+    with pytest.warns(UserWarning, match="inference_precision='bfloat16'"):
+        sklenet.to_onnx(clf)
 
 
 # ----------------------------------------------------------------- skl2onnx

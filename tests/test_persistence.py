@@ -23,7 +23,7 @@ pytest.importorskip("safetensors")
 
 
 def _fit(X, y, **params):
-    params = {"max_epochs": 2, "random_state": 0, "device": "cpu"} | params
+    params = {"max_epochs": 2, "random_state": 0} | params
     return LeNet5Classifier(**params).fit(X, y)
 
 
@@ -96,6 +96,19 @@ def test_round_trip_gives_identical_predictions(digits, tmp_path, labels):
     assert loaded.predict(X).dtype == clf.predict(X).dtype
     assert np.array_equal(loaded.classes_, clf.classes_)
     assert loaded.classes_.dtype.kind == clf.classes_.dtype.kind
+    # And in the user's own labels, not only like the saved model (a decoding bug
+    # both share would match that): the label of the most probable column, in
+    # the dtype of y, right on most training images.
+    predicted, best = loaded.predict(X), loaded.predict_proba(X).argmax(axis=1)
+    assert predicted.dtype == y.dtype
+    if labels == "one_hot":
+        assert np.array_equal(loaded.classes_, np.arange(10))
+        assert np.array_equal(predicted, np.eye(10, dtype=y.dtype)[best])
+        assert np.mean(predicted.argmax(axis=1) == y.argmax(axis=1)) > 0.6
+    else:
+        assert np.array_equal(loaded.classes_, np.unique(y))
+        assert np.array_equal(predicted, np.unique(y)[best])
+        assert np.mean(predicted == y) > 0.6
 
 
 @pytest.mark.parametrize("params", [
@@ -388,19 +401,20 @@ def test_unknown_parameter_from_newer_version(model_file):
         sklenet.load(model_file)
 
 
-@pytest.mark.parametrize("name, value", [
-    ("optimizer", {"optimizer": "os.system"}),
-    ("optimizer", {"optimizer": "torch.optim.lr_scheduler"}),
-    ("activation", "sigmoid"),
-    ("max_epochs", {"__reduce__": "os.system"}),
+@pytest.mark.parametrize("name, value, match", [
+    ("optimizer", {"optimizer": "os.system"}, "unknown optimizer 'os.system'"),
+    ("optimizer", {"optimizer": "torch.optim.lr_scheduler"},
+     "unknown optimizer 'torch.optim.lr_scheduler'"),
+    ("activation", "sigmoid", "invalid parameters: The 'activation' parameter.*'sigmoid'"),
+    ("max_epochs", {"__reduce__": "os.system"}, "Unexpected value {'__reduce__'"),
 ])
-def test_invalid_parameter_values(model_file, name, value):
+def test_invalid_parameter_values(model_file, name, value, match):
     header, data = _read(model_file)
     config = json.loads(header["__metadata__"]["config"])
     config["params"][name] = value
     header["__metadata__"]["config"] = json.dumps(config)
     _write(model_file, header, data, rehash=True)
-    with pytest.raises(ModelFileError):
+    with pytest.raises(ModelFileError, match=match):
         sklenet.load(model_file)
 
 
@@ -522,18 +536,20 @@ def test_forged_callbacks_are_refused(model_file, callbacks):
         sklenet.load(model_file)
 
 
-@pytest.mark.parametrize("metadata", [
-    {"format_version": "\u00b2"},  # str.isdigit() accepts it, int() does not
-    {"format_version": "9" * 5000},  # more digits than int() parses
-    {"sha256": None},
+@pytest.mark.parametrize("metadata, match", [
+    # str.isdigit() accepts it, int() does not
+    ({"format_version": "\u00b2"}, "invalid format_version '\u00b2'"),
+    # more digits than int() parses
+    ({"format_version": "9" * 5000}, "invalid format_version '9999"),
+    ({"sha256": None}, "the metadata has no 'sha256' digest"),
 ])
-def test_malformed_metadata(model_file, metadata):
+def test_malformed_metadata(model_file, metadata, match):
     header, data = _read(model_file)
     header["__metadata__"].update(metadata)
     if metadata.get("sha256", "") is None:
         del header["__metadata__"]["sha256"]
     _write(model_file, header, data)
-    with pytest.raises(ModelFileError):
+    with pytest.raises(ModelFileError, match=match):
         sklenet.load(model_file)
 
 
@@ -708,9 +724,13 @@ def test_load_on_missing_cuda_gives_the_estimators_error(model_file, digits):
     assert str(from_load.value) == str(from_estimator.value)
 
 
-def test_load_device_values(model_file):
+def test_load_device_values(model_file, fitted, digits):
     assert str(sklenet.load(model_file, device="cpu").net_.device) == "cpu"
-    assert sklenet.load(model_file, device="auto") is not None
+    auto = sklenet.load(model_file, device="auto")
+    assert str(auto.net_.device) == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        X = digits[0][:100]
+        assert np.array_equal(auto.predict_proba(X), fitted.predict_proba(X))
     with pytest.raises(ValueError, match="device must be one of"):
         sklenet.load(model_file, device="tpu")
 
