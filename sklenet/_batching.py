@@ -12,7 +12,7 @@ import math
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["TensorSubset", "BatchIterator", "RandomShiftFlip", "auto_batch_size"]
+__all__ = ["TensorSubset", "BatchIterator", "ImageAugmentation", "auto_batch_size"]
 
 
 class TensorSubset(Dataset):
@@ -129,7 +129,7 @@ def auto_batch_size(n_samples):
     return int(min(256, max(32, 2 ** round(math.log2(max(n_samples, 1) / 200)))))
 
 
-class RandomShiftFlip:
+class ImageAugmentation:
     """Light image augmentation: random translations, horizontal flips, erasing.
 
     Parameters

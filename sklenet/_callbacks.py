@@ -5,7 +5,8 @@ import math
 import torch
 from skorch.callbacks import Callback
 
-__all__ = ["BatchAccuracy", "LRSchedule", "WeightAverage", "onecycle_lr"]
+__all__ = ["BatchAccuracy", "FiniteTraining", "LRSchedule", "NonFiniteTrainingError",
+           "WeightAverage", "onecycle_lr"]
 
 #: Fraction of the steps of ``lr_schedule="onecycle"`` spent warming up.
 ONECYCLE_WARMUP = 0.15
@@ -144,3 +145,52 @@ class WeightAverage(Callback):
                 param.copy_(average)
         # Plain state once training is over: the fitted net holds no extra tensors.
         del self.params_, self.average_
+
+
+class NonFiniteTrainingError(ValueError):
+    """Training diverged: the training loss or the network's weights became NaN or infinite.
+
+    A ``ValueError``, as scikit-learn raises when its own solvers overflow
+    (``SGDClassifier``, ``MLPClassifier``): the cause is a setting (a learning
+    rate or weight decay far too large), and ``GridSearchCV`` scores such a
+    candidate with its ``error_score``.
+    """
+
+
+class FiniteTraining(Callback):
+    """Stop training with :class:`NonFiniteTrainingError` once it diverges.
+
+    Checks the loss of every training batch and, at the end of each epoch,
+    the weights (the last optimizer step of an epoch has no loss after it).
+    Sample and class weights cannot cause it: they are scaled into float32's
+    range and the loss is their weighted mean. Raising ends the training call
+    like any other error, so the estimator keeps the model it had instead of a
+    network that predicts NaN.
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.batches_ = 0
+
+    def on_batch_end(self, net, training=False, loss=None, **kwargs):
+        if not training:
+            return
+        self.batches_ += 1
+        if loss is not None and not math.isfinite(loss.item()):
+            self._fail(net, f"the training loss became {loss.item()} in batch "
+                            f"{self.batches_} of epoch {len(net.history)}")
+
+    def on_epoch_end(self, net, **kwargs):
+        with torch.no_grad():
+            finite = all(bool(p.isfinite().all()) for p in net.module_.parameters())
+        if not finite:
+            self._fail(net, f"the network's weights became NaN or infinite in epoch "
+                            f"{len(net.history)}")
+
+    @staticmethod
+    def _fail(net, what):
+        decay = net.get_params().get("optimizer__weight_decay") or 0
+        causes = f"lr={net.lr:g}" + (f" or weight_decay={decay:g}" if decay else "")
+        raise NonFiniteTrainingError(
+            f"Training diverged: {what}. The learning rate or weight decay is likely too "
+            f"large ({causes}); try a smaller one. The estimator was left as it was."
+        )

@@ -22,6 +22,9 @@ __all__ = [
     "check_sample_shape",
     "check_validation_data",
     "warn_if_scaled_differently",
+    "check_classes",
+    "scale_loss_weights",
+    "has_loss_weight",
 ]
 
 
@@ -49,19 +52,29 @@ def flatten_images(X):
             f"Expected images shaped (n_samples, n_features), (n_samples, height, width) "
             f"or (n_samples, channels, height, width); got an array with shape {X.shape}."
         )
-    if X.ndim == 4 and X.shape[1] not in _CHANNEL_COUNTS and X.shape[3] in _CHANNEL_COUNTS:
+    if _looks_channels_last(X.shape):
+        _, height, width, channels = X.shape
         raise ValueError(
             f"X has shape {X.shape}, which looks like channels-last images (n_samples, "
             f"height, width, channels), as PIL, OpenCV and Keras hold them. LeNet5Classifier "
             f"reads images channels-first, (n_samples, channels, height, width): pass "
-            f"X.transpose(0, 3, 1, 2)."
+            f"X.transpose(0, 3, 1, 2). (If they are {height} channels of {width}x{channels} "
+            f"images, pass X.reshape(len(X), -1) with image_shape={(height, width, channels)}.)"
         )
     return X.reshape(len(X), -1), X.shape[1:]
 
 
-#: Channel counts of real images (grayscale, RGB, RGBA): a 4-d array with one of
-#: these last and another second is channels-last.
+#: Channel counts of real images (grayscale, RGB, RGBA).
 _CHANNEL_COUNTS = (1, 3, 4)
+
+
+def _looks_channels_last(shape):
+    """Whether a 4-d ``shape`` reads as ``(n, height, width, channels)`` rather
+    than ``(n, channels, height, width)``: a channel count last, another one
+    second, and a real image (both sides > 1) in between. ``(n, 300, 1, 1)`` is
+    300 channels of 1x1 images, not a 300x1 strip."""
+    return (len(shape) == 4 and shape[3] in _CHANNEL_COUNTS
+            and shape[1] not in _CHANNEL_COUNTS and min(shape[1], shape[2]) > 1)
 
 
 def check_targets(y, name="y"):
@@ -260,14 +273,55 @@ def encode_targets(y, classes=None, name="y"):
         return indices.astype(np.int64), classes, one_hot
     unknown = np.setdiff1d(found, classes)
     if len(unknown):
+        known = np.asarray(classes).tolist()
+        if name == "y":
+            raise ValueError(
+                f"y contains labels {unknown.tolist()} that are not in classes {known}, the "
+                f"model's classes. partial_fit can only learn the classes given on its "
+                f"first call; refit with fit() to change them."
+            )
         raise ValueError(
-            f"{name} contains labels {unknown.tolist()} that are not in classes "
-            f"{np.asarray(classes).tolist()}, the model's classes. partial_fit can only learn the "
-            f"classes given on its first call, and validation labels must be training "
-            f"classes; refit with fit() to change them."
+            f"{name} contains labels {unknown.tolist()} that are not among the classes of "
+            f"the training labels, {known}: the model can only score classes it learns."
         )
     indices = np.searchsorted(classes, found)[indices]
     return indices.astype(np.int64), classes, one_hot
+
+
+def check_classes(classes):
+    """The sorted distinct labels of ``partial_fit``'s ``classes``, checked as
+    ``fit`` checks ``y``: a 1-d array of labels, all numbers or all strings, none
+    missing, NaN or infinite."""
+    array = check_targets(classes, name="classes")
+    if not isinstance(array, np.ndarray) or array.ndim != 1:
+        raise ValueError(
+            f"classes must be a 1-d array of labels, e.g. classes=np.unique(y_all); got "
+            f"{type(classes).__name__} with shape {np.shape(array)}."
+        )
+    array = check_array(array, ensure_2d=False, dtype=None, ensure_min_samples=0,
+                        input_name="classes")
+    return np.unique(array)
+
+
+def scale_loss_weights(weight):
+    """``weight`` scaled by the power of two that brings its largest value into [0.5, 1).
+
+    Every loss and score is a weighted mean, unchanged when all the weights are
+    multiplied by one number, and a power of two multiplies exactly. The
+    weights are cast to float32 for the loss: scaled, weights of any float64
+    magnitude (1e-320 as 1e308) keep their ratios there, and their sums cannot
+    overflow.
+    """
+    top = np.max(weight, initial=0.0)
+    if not top > 0:
+        return weight
+    return np.ldexp(weight, -int(np.frexp(top)[1]))
+
+
+def has_loss_weight(weight, rows):
+    """Whether some row of ``rows`` keeps a nonzero weight in float32 (the loss's
+    precision), given weights scaled by :func:`scale_loss_weights`."""
+    return weight is None or bool(np.any(weight[rows].astype(np.float32) > 0))
 
 
 def decode_predictions(indices, classes, one_hot, one_hot_dtype):

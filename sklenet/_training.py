@@ -44,9 +44,10 @@ from skorch.helper import predefined_split
 from skorch.utils import noop, to_tensor
 from torch import nn
 
-from ._batching import BatchIterator, RandomShiftFlip
-from ._callbacks import BatchAccuracy, LRSchedule, WeightAverage
+from ._batching import BatchIterator, ImageAugmentation
+from ._callbacks import BatchAccuracy, FiniteTraining, LRSchedule, WeightAverage
 from ._speed import resolve_precision, run_module, set_memory_format
+from ._threads import resolve_n_threads, torch_threads
 from ._options import available_device
 from .network import InputAdapter, LeNet5, SeededDropout
 
@@ -361,7 +362,7 @@ def build_net(params, module, device, *, epochs, schedule, batch_size, n_train=0
         # One kernel per step instead of a dozen per parameter.
         optimizer_kwargs["optimizer__fused"] = True
     verbose = params["verbose"]
-    callbacks = []
+    callbacks = [("finite_training", FiniteTraining())]
     if schedule and params["lr_schedule"] != "constant":
         steps = -(-n_train // batch_size)
         callbacks.append(("lr_schedule", LRSchedule(params["lr_schedule"], epochs, steps)))
@@ -382,7 +383,7 @@ def build_net(params, module, device, *, epochs, schedule, batch_size, n_train=0
         callbacks.append(("print_log", PrintLog(sink=_console)))
     augmentation = None
     if params["random_shift"] or params["horizontal_flip"] or params["random_erasing"]:
-        augmentation = RandomShiftFlip(
+        augmentation = ImageAugmentation(
             params["random_shift"], params["horizontal_flip"], params["random_erasing"]
         )
     net = LeNet5Net(
@@ -414,19 +415,23 @@ def build_net(params, module, device, *, epochs, schedule, batch_size, n_train=0
     return net
 
 
-def train_epochs(net, train_set, epochs, dropout_seed):
+def train_epochs(net, train_set, epochs, dropout_seed, n_threads=None):
     """Train ``net`` for ``epochs`` epochs on ``train_set``, in place.
 
     Dropout masks come from a generator seeded with ``dropout_seed``; no
-    global random state is read or changed. ``KeyboardInterrupt`` and every
+    global random state is read or changed. ``n_threads``: the estimator's
+    (see :func:`sklenet._threads.resolve_n_threads`); the caller's torch thread
+    count is restored afterwards. ``KeyboardInterrupt`` and every
     other exception propagate (the caller discards ``net``).
     """
     generator = torch.Generator(device=net.device).manual_seed(int(dropout_seed))
     dropouts = [m for m in net.module_.modules() if isinstance(m, SeededDropout)]
     for layer in dropouts:
         layer.generator = generator
+    threads = resolve_n_threads(n_threads, net.batch_size, net.device)
     try:
-        net.partial_fit(train_set, epochs=epochs)
+        with torch_threads(threads):
+            net.partial_fit(train_set, epochs=epochs)
     except UserInterrupt as wrapped:
         raise wrapped.interrupt from None
     finally:
@@ -606,15 +611,17 @@ def _padded_chunks(images):
         yield start, n, chunk
 
 
-def _forward(net, images, amp_dtype, flip=False):
+def _forward(net, images, amp_dtype, flip=False, n_threads=None):
     """Run ``images`` through the network in inference mode; yields (start, n, logits).
 
     ``amp_dtype`` None computes in float32 (whatever precision trained the
     net), so a model gives the same probabilities on every machine and in ONNX.
     ``flip`` averages the logits of each image and of its mirror image.
+    ``n_threads``: the estimator's (see :func:`sklenet._threads.resolve_n_threads`).
     """
     module = net.module_.eval()
-    with torch.inference_mode(), _exact_float32(net.device):
+    threads = resolve_n_threads(n_threads, min(len(images), INFERENCE_CHUNK), net.device)
+    with torch.inference_mode(), _exact_float32(net.device), torch_threads(threads):
         for start, n, chunk in _padded_chunks(images):
             out = run_module(module, chunk, net.device, amp_dtype, net.channels_last)
             if flip:
@@ -624,7 +631,7 @@ def _forward(net, images, amp_dtype, flip=False):
             yield start, n, out[:n]
 
 
-def predict_logits(net, images, flip=False, amp_dtype=None):
+def predict_logits(net, images, flip=False, amp_dtype=None, n_threads=None):
     """float64 logits of ``images`` (a tensor ``(n, C, H, W)``), batch-invariant.
 
     ``flip``: the mean of the logits of each image and of its mirror image;
@@ -632,12 +639,12 @@ def predict_logits(net, images, flip=False, amp_dtype=None):
     """
     n_classes = net.module_.lenet5.output.out_features
     logits = np.empty((len(images), n_classes), dtype=np.float32)
-    for start, n, out in _forward(net, images, amp_dtype, flip):
+    for start, n, out in _forward(net, images, amp_dtype, flip, n_threads):
         logits[start:start + n] = out.cpu().numpy()
     return logits.astype(np.float64)
 
 
-def layer_outputs(net, images, layer_names, amp_dtype=None):
+def layer_outputs(net, images, layer_names, amp_dtype=None, n_threads=None):
     """Outputs of LeNet-5's layers ``layer_names`` for each image, batch-invariant.
 
     Parameters
@@ -650,6 +657,8 @@ def layer_outputs(net, images, layer_names, amp_dtype=None):
         Attributes of ``net.module_.lenet5`` (e.g. ``"c1"``, ``"act6"``).
     amp_dtype : torch.dtype or None, default=None
         Autocast dtype of the convolutions (None: float32).
+    n_threads : int or None, default=None
+        The estimator's ``n_threads`` (see :func:`sklenet._threads.resolve_n_threads`).
 
     Returns
     -------
@@ -665,7 +674,7 @@ def layer_outputs(net, images, layer_names, amp_dtype=None):
     ]
     parts = {name: [] for name in layer_names}
     try:
-        for _, n, _ in _forward(net, images, amp_dtype):
+        for _, n, _ in _forward(net, images, amp_dtype, n_threads=n_threads):
             for name in layer_names:
                 parts[name].append(captured[name][:n].float().cpu().numpy())
     finally:
@@ -674,6 +683,6 @@ def layer_outputs(net, images, layer_names, amp_dtype=None):
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
-def extract_features(net, images, amp_dtype=None):
+def extract_features(net, images, amp_dtype=None, n_threads=None):
     """The 84 F6 activations of each image, float64, batch-invariant."""
-    return layer_outputs(net, images, ["act6"], amp_dtype)["act6"].astype(np.float64)
+    return layer_outputs(net, images, ["act6"], amp_dtype, n_threads)["act6"].astype(np.float64)

@@ -14,8 +14,8 @@ parameter checks of ``fit`` without fitting.
 """
 
 import dataclasses
-
 import inspect
+import math
 import warnings
 from numbers import Integral, Real
 
@@ -39,13 +39,16 @@ from ._batching import TensorSubset, auto_batch_size
 from ._calibration import fit_temperature
 from ._input import (
     channel_mean_std,
+    check_classes,
     check_sample_shape,
     check_targets,
     check_validation_data,
     decode_predictions,
     encode_targets,
     flatten_images,
+    has_loss_weight,
     resolve_image_shape,
+    scale_loss_weights,
     split_validation,
     warn_if_scaled_differently,
 )
@@ -77,6 +80,12 @@ _HISTORY_KEYS = {
 }
 
 
+def _skorch_bookkeeping(key):
+    """History keys skorch records for itself: batch counts, and the "best so
+    far" flags of the standard scores (a user's scoring keeps its flag)."""
+    return key.endswith("_batch_count") or key.removesuffix("_best") in _HISTORY_KEYS
+
+
 def _history_record(row):
     """One epoch of the net's history as ``history_`` shows it: the renamed
     standard keys (None when not recorded) and every other scalar value."""
@@ -85,8 +94,7 @@ def _history_record(row):
                    for key, name in _HISTORY_KEYS.items()})
     record.update({key: value.item() if isinstance(value, np.generic) else value
                    for key, value in row.items()
-                   if key not in _HISTORY_KEYS and key not in record
-                   and not key.endswith("_batch_count")  # skorch's bookkeeping
+                   if key not in record and not _skorch_bookkeeping(key)
                    and isinstance(value, (bool, Real, str, np.generic))})
     return record
 
@@ -129,6 +137,20 @@ def _draw_seed(random_state):
     a continued fit does not replay them.
     """
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def _usable_optimizer(optimizer):
+    """Whether the optimizer class ``optimizer`` can train LeNet5Classifier's network:
+    a ``torch.optim.Optimizer`` that takes ``lr`` and ``weight_decay``, works on
+    dense gradients and steps without a closure."""
+    if not issubclass(optimizer, torch.optim.Optimizer) or issubclass(
+            optimizer, torch.optim.SparseAdam):
+        return False
+    accepted = inspect.signature(optimizer).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    closure = inspect.signature(optimizer.step).parameters.get("closure")
+    return (takes_any or {"lr", "weight_decay"} <= set(accepted)) and not (
+        closure is not None and closure.default is inspect.Parameter.empty)
 
 
 class LeNet5Classifier(ClassifierMixin, BaseEstimator):
@@ -262,11 +284,27 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         Where to train and predict; ``"auto"`` picks CUDA when available. A
         model trained on CUDA loads and predicts on a CPU-only machine (with a
         warning); ``net_.device`` tells where the fitted model runs.
+    n_threads : int or None, default=None
+        PyTorch CPU threads of each ``fit``, ``predict`` and ``extract_features``
+        call. ``None`` picks automatically, never more than the caller allows
+        (``torch.get_num_threads()``: ``OMP_NUM_THREADS``,
+        ``torch.set_num_threads``, threadpoolctl limits, joblib's limits in
+        its workers; capped by ``joblib.cpu_count()``), at most one per 128
+        images of a step (a batch, an inference chunk of 256), so one for
+        small batches (LeNet-5's kernels are too short to share), and no more
+        than the CPUs idle at the start of the call, since on busy cores each
+        extra thread makes every kernel wait for a descheduled one. An int is
+        used as given; ``-1`` means the limit, ``-2`` one less. The caller's
+        thread count is restored after each call.
+        The thread count changes the order of the sums, hence the last bits of
+        the weights: pin it for bit-identical fits on a machine whose load
+        varies.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialization, the validation split, shuffling, dropout
         and augmentation. An int gives identical predictions on every run on
-        the same machine. A fit draws from its own generators only, never from
-        torch's global one, so fits in parallel threads are reproducible too.
+        the same machine with the same thread count (see ``n_threads``). A fit
+        draws from its own generators only, never from torch's global one, so
+        fits in parallel threads are reproducible too.
     verbose : int, default=0
         0 is silent; 1 prints one line per epoch (loss, accuracy, time);
         2 also shows a progress bar over the batches of each epoch.
@@ -371,6 +409,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         "inference_precision": [StrOptions(set(INFERENCE_PRECISIONS))],
         "channels_last": ["boolean"],
         "device": [StrOptions(set(DEVICES))],
+        "n_threads": [Interval(Integral, 1, None, closed="left"),
+                      Interval(Integral, None, -1, closed="right"), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
@@ -405,6 +445,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         inference_precision="float32",
         channels_last=True,
         device="auto",
+        n_threads=None,
         random_state=None,
         verbose=0,
         warm_start=False,
@@ -435,6 +476,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         self.inference_precision = inference_precision
         self.channels_last = channels_last
         self.device = device
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
@@ -506,11 +548,13 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                 "class weights, or use fit."
             )
         first_call = not hasattr(self, "net_")
+        if classes is not None:
+            classes = check_classes(classes)
         if not first_call and classes is not None and not np.array_equal(
-            np.unique(classes), self.classes_
+            classes, self.classes_
         ):
             raise ValueError(
-                f"classes={np.unique(classes).tolist()} differs from the classes of the "
+                f"classes={classes.tolist()} differs from the classes of the "
                 f"first partial_fit call, {self.classes_.tolist()}. Refit with fit() to "
                 f"change the classes."
             )
@@ -537,21 +581,33 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         if validation_data is None and self.validation_fraction:
             train_idx, valid_idx = split_validation(y, self.validation_fraction, seed)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(
+            # Scaled first, so that "balanced" class weights count them without overflow.
+            sample_weight = scale_loss_weights(_check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
-            )
+            ))
         class_weights = self._class_weights(
             classes, y[train_idx], None if sample_weight is None else sample_weight[train_idx]
         )
         weight = self._weights(sample_weight, X, y, class_weights)
+        self._require_loss_weight(weight, train_idx, sample_weight, "every training sample")
         valid = None if valid_idx is None else (X, y, valid_idx, weight)
+        if valid_idx is not None:
+            self._require_loss_weight(
+                weight, valid_idx, sample_weight,
+                f"every sample of the validation split (validation_fraction="
+                f"{self.validation_fraction}), whose loss is then undefined; pass "
+                f"validation_data")
         if validation_data is not None:
             X_val, y_val, w_val = check_validation_data(
                 validation_data, X.shape[1], image_shape, classes, one_hot
             )
             warn_if_scaled_differently(X[train_idx], X_val)
-            valid = (X_val, y_val, np.arange(len(X_val)),
-                     self._weights(w_val, X_val, y_val, class_weights))
+            w_val = self._weights(w_val, X_val, y_val, class_weights)
+            rows = np.arange(len(X_val))
+            self._require_loss_weight(
+                w_val, rows, None if w_val is None else w_val,
+                "every sample of validation_data, whose loss is then undefined")
+            valid = (X_val, y_val, rows, w_val)
         self.image_shape_ = image_shape
         self.classes_ = classes
         self._one_hot = one_hot
@@ -562,7 +618,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
     def _partial_fit(self, X, y, classes, sample_weight, first_call):
         X, y, sample_shape = self._check_X_y(X, y, reset=first_call)
         if first_call:
-            known = None if classes is None else np.unique(classes)
+            known = classes
             if known is None and np.ndim(y) == 1:
                 raise ValueError(
                     "classes must be passed on the first call to partial_fit, e.g. "
@@ -586,6 +642,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         train_idx = np.arange(len(X))
         class_weights = self._class_weights(self.classes_, y)
         weight = self._weights(sample_weight, X, y, class_weights)
+        self._require_loss_weight(weight, train_idx, sample_weight, "every training sample")
         self._train(X, y, weight, train_idx, None, epochs=1, schedule=False,
                     continuing=not first_call,
                     seed=_draw_seed(self.random_state))
@@ -595,16 +652,23 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
 
     def _check_settings(self):
         """Checks of parameters that ``_parameter_constraints`` cannot express."""
+        name = type(self).__name__
         if isinstance(self.optimizer, type):
-            step = getattr(self.optimizer, "step", None)
-            closure = inspect.signature(step).parameters.get("closure") if step else None
-            if not issubclass(self.optimizer, torch.optim.Optimizer) or (
-                closure is not None and closure.default is inspect.Parameter.empty
-            ):
+            if not _usable_optimizer(self.optimizer):
                 raise InvalidParameterError(
-                    f"The 'optimizer' parameter of {type(self).__name__} must be one of "
-                    f"{OPTIMIZERS} or a torch.optim.Optimizer subclass whose step() needs "
-                    f"no closure; got {self.optimizer!r}."
+                    f"The 'optimizer' parameter of {name} must be one of {OPTIMIZERS} or a "
+                    f"torch.optim.Optimizer subclass that takes lr and weight_decay and "
+                    f"whose step() needs no closure (LBFGS, Rprop and SparseAdam, which "
+                    f"needs sparse gradients, do not fit); got {self.optimizer!r}."
+                )
+        if isinstance(self.class_weight, dict):
+            bad = {label: weight for label, weight in self.class_weight.items()
+                   if isinstance(weight, bool) or not isinstance(weight, Real)
+                   or not 0 <= weight < math.inf}
+            if bad:
+                raise InvalidParameterError(
+                    f"The 'class_weight' parameter of {name} must map labels to finite, "
+                    f"non-negative numbers; got {bad!r}."
                 )
         shape = self.image_shape
         if shape is not None and not (
@@ -652,18 +716,39 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         """
         if self.class_weight is None:
             return None
-        return compute_class_weight(self.class_weight, classes=classes, y=classes[y_train],
-                                    sample_weight=sample_weight)
+        # "balanced" gives a class whose samples all weigh 0 an infinite weight,
+        # which would turn their zero weights into NaN; 0 leaves them out.
+        with np.errstate(divide="ignore"):
+            weights = compute_class_weight(self.class_weight, classes=classes,
+                                           y=classes[y_train], sample_weight=sample_weight)
+        return np.where(np.isfinite(weights), weights, 0.0)
 
     @staticmethod
     def _weights(sample_weight, X, y, class_weights):
-        """Per-sample loss weights: ``sample_weight`` times the class weights, or None."""
+        """Per-sample loss weights, ``sample_weight`` times the class weights, scaled
+        by :func:`~sklenet._input.scale_loss_weights` (so their product cannot
+        overflow either), or None."""
         if sample_weight is None and class_weights is None:
             return None
-        weight = _check_sample_weight(
+        weight = scale_loss_weights(_check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        ))
+        if class_weights is not None:
+            weight = scale_loss_weights(weight * scale_loss_weights(class_weights)[y])
+        return weight
+
+    def _require_loss_weight(self, weight, rows, sample_weight, where):
+        """Raise a ValueError naming the weights unless some sample of ``rows``
+        keeps a nonzero loss weight (a weighted mean over zero weights is undefined)."""
+        if has_loss_weight(weight, rows):
+            return
+        names = [name for name, value in (("sample_weight", sample_weight),
+                                          ("class_weight", self.class_weight))
+                 if value is not None]
+        raise ValueError(
+            f"The loss weights ({' times '.join(names)}) are 0 for {where}. (A weight "
+            f"below 1e-45 of the largest one counts as 0: the loss is computed in float32.)"
         )
-        return weight if class_weights is None else weight * class_weights[y]
 
     # ------------------------------------------------------------ training
 
@@ -713,7 +798,7 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                 f"Training LeNet-5 on {len(train_set)} images "
                 f"{tuple(self.image_shape_)}, validating on {n_valid}, device {device}"
             )
-        _training.train_epochs(net, train_set, epochs, stream_seed)
+        _training.train_epochs(net, train_set, epochs, stream_seed, n_threads=self.n_threads)
         self.net_ = net
         self.batch_size_ = batch_size
         self._architecture = architecture
@@ -729,7 +814,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         images = _as_tensor(X_val[rows]).view((-1,) + tuple(self.image_shape_))
         # The logits predict_proba will divide: same flips, same inference precision.
         logits = _training.predict_logits(self.net_, images, flip=self.test_time_flip,
-                                          amp_dtype=self._inference_dtype())
+                                          amp_dtype=self._inference_dtype(),
+                                          n_threads=self.n_threads)
         return fit_temperature(logits, y_val[rows], None if w_val is None else w_val[rows])
 
     def _dataset(self, X, y, rows, weight):
@@ -769,7 +855,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
     def _logits(self, X):
         """Logits of ``X``; call it on :meth:`_current`."""
         return _training.predict_logits(self.net_, self._images(X), flip=self.test_time_flip,
-                                        amp_dtype=self._inference_dtype())
+                                        amp_dtype=self._inference_dtype(),
+                                        n_threads=self.n_threads)
 
     def predict_proba(self, X):
         """Class probabilities: the softmax of the logits divided by ``temperature_``.
@@ -841,7 +928,8 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
             F6 activations (after the activation function).
         """
         model = self._current()
-        return _training.extract_features(model.net_, model._images(X), model._inference_dtype())
+        return _training.extract_features(model.net_, model._images(X), model._inference_dtype(),
+                                          model.n_threads)
 
     # ------------------------------------------------------------ pickling
 

@@ -157,7 +157,9 @@ def build_parser():
             "LeNet-5 on the training set with a stratified validation split, evaluate on "
             "the official test set, run scikit-learn baselines on the same split, and "
             "write results.json, results.md and figures (sample images, loss and "
-            "accuracy per epoch, test confusion matrix) into --out. The files appear "
+            "accuracy per epoch, test confusion matrix, reliability diagram) into --out. "
+            "The tables give each model's accuracies, log-losses and test calibration "
+            "error (ECE). The files appear "
             "only when the run has finished; an interrupted or failed run leaves --out "
             "as it was."
         ),

@@ -114,14 +114,20 @@ class LeNet5Features(TransformerMixin, BaseEstimator):
         if _routing_enabled():
             fit_params = process_routing(self, "fit", **fit_params).classifier.fit
         classifier = clone(self._classifier()).fit(X, y, **fit_params)
-        self.classifier_ = classifier
-        self.n_features_in_ = classifier.n_features_in_
+        fitted = dict(vars(self))
+        # A refit on an array must not keep the names of an earlier DataFrame.
+        fitted.pop("feature_names_in_", None)
         if hasattr(classifier, "feature_names_in_"):
-            self.feature_names_in_ = classifier.feature_names_in_
-        elif hasattr(self, "feature_names_in_"):
-            # A refit on an array must not keep the names of an earlier DataFrame.
-            del self.feature_names_in_
-        self._n_features_out = classifier.net_.module_.lenet5.f6.out_features
+            fitted["feature_names_in_"] = classifier.feature_names_in_
+        fitted.update(
+            classifier_=classifier,
+            n_features_in_=classifier.n_features_in_,
+            _n_features_out=classifier.net_.module_.lenet5.f6.out_features,
+        )
+        # One assignment, so that an exception or Ctrl-C anywhere in fit leaves
+        # the transformer as it was, and a transform in another thread sees the
+        # old fitted attributes or the new ones, never a mix.
+        self.__dict__ = fitted
         return self
 
     def transform(self, X):

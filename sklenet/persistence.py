@@ -15,8 +15,9 @@ loading a model from an untrusted source that way is running their program.
 
 :func:`save` is atomic: it writes a temporary file next to ``path``, flushes it
 to the disk and renames it over ``path``, so ``path`` is either the previous
-file or the complete new one, whatever fails (a full disk, Ctrl-C). The file
-gets the permissions the umask gives any new file.
+file or the complete new one, whatever fails (a full disk, Ctrl-C). A new file
+gets the permissions the umask gives any new file; a file written over keeps
+its own.
 
 :func:`load` treats the file as untrusted data. It opens regular files only (a
 named pipe or a device would block or never end), caps the header at
@@ -104,8 +105,8 @@ def save(estimator, path):
 
     The write is atomic: ``path`` is either left as it was (when anything
     fails, a full disk or Ctrl-C included) or holds the complete new file,
-    never a truncated one. The file gets the permissions that the umask gives
-    new files.
+    never a truncated one. A new file gets the permissions that the umask
+    gives new files; a file written over keeps its mode.
 
     Parameters
     ----------
@@ -246,12 +247,10 @@ def load(path, *, device=None):
 
 def _checked_path(path):
     """``os.fspath(path)``, refused with an error naming the argument when unusable."""
-    if not isinstance(path, (str, os.PathLike)):
+    if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"The 'path' argument must be a str or os.PathLike, got "
                         f"{type(path).__name__}.")
-    path = os.fspath(path)
-    if not isinstance(path, str):
-        path = os.fsdecode(path)
+    path = os.fsdecode(path)  # messages and temporary names are built from a str
     if "\0" in path:
         raise ValueError(f"The 'path' argument contains a NUL byte, which no file name "
                          f"holds: {short(path)}.")

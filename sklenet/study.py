@@ -192,6 +192,17 @@ def _split(data, validation_fraction, max_train_samples, max_test_samples,
     """The protocol's one split of ``data``, shared by every contender."""
     from ._input import stratified_split
 
+    # Checked before sampling, against every class of the data set: the sample
+    # must be able to hold each of them on both sides of the split.
+    n_samples = len(data["y_train"])
+    if max_train_samples is not None:
+        n_samples = min(n_samples, max_train_samples)
+    try:
+        _, n_valid = check_split(n_samples, len(np.unique(data["y_train"])),
+                                 validation_fraction)
+    except ProtocolError as exc:
+        raise ProtocolError(f"max_train_samples={max_train_samples} and validation_fraction="
+                            f"{validation_fraction} on {data['name']}: {exc}") from None
     X_full, y_full = _subsample(data["X_train"], data["y_train"], max_train_samples, seed)
     # The test rows are kept so that a row's misclassified images can be found in the data.
     test_rows = _sample_rows(data["y_test"], max_test_samples, seed)
@@ -199,11 +210,6 @@ def _split(data, validation_fraction, max_train_samples, max_test_samples,
         test_rows = np.arange(len(data["y_test"]))
     X_test, y_test = data["X_test"][test_rows], data["y_test"][test_rows]
     classes = np.unique(y_full)
-    try:
-        _, n_valid = check_split(len(y_full), len(classes), validation_fraction)
-    except ProtocolError as exc:
-        raise ProtocolError(f"max_train_samples={max_train_samples} and validation_fraction="
-                            f"{validation_fraction} on {data['name']}: {exc}") from None
     train, valid, _ = stratified_split(y_full, n_valid, seed)
     X_train, X_valid, y_train, y_valid = X_full[train], X_full[valid], y_full[train], y_full[valid]
     # A different seed than the split's, so the sample is not the split's shadow.

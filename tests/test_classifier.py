@@ -28,7 +28,7 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from sklearn.svm import SVC
 
 from sklenet import LeNet5Classifier
-from sklenet._batching import RandomShiftFlip
+from sklenet._batching import ImageAugmentation
 
 FAST = dict(max_epochs=4, random_state=0)
 
@@ -166,7 +166,7 @@ def test_early_stopping_stops_and_keeps_best_weights(split):
     X_train, X_test, y_train, y_test = split
     clf = LeNet5Classifier(
         max_epochs=40, lr=0.01, lr_schedule="constant", early_stopping=True, patience=2,
-        label_smoothing=0.0, random_state=0,
+        label_smoothing=0.0, calibration=None, random_state=0,
     ).fit(X_train, y_train)
     assert clf.n_iter_ < 40
     losses = [r["valid_loss"] for r in clf.history_]
@@ -215,19 +215,19 @@ def test_augmentation_and_dropout_train(split):
         max_epochs=8, activation="relu", dropout=0.1, random_shift=1, random_state=0,
     ).fit(X_train, y_train)
     assert clf.score(X_test, y_test) > 0.7
-    assert isinstance(clf.net_.iterator_train__transform, RandomShiftFlip)
+    assert isinstance(clf.net_.iterator_train__transform, ImageAugmentation)
 
 
 def test_random_shift_and_flip_move_pixels_only():
     X = torch.zeros(500, 1, 5, 5, dtype=torch.uint8)
     X[:, 0, 2, 1] = 9
     generator = torch.Generator().manual_seed(0)
-    shifted = RandomShiftFlip(max_shift=1)(X, generator)
+    shifted = ImageAugmentation(max_shift=1)(X, generator)
     assert shifted.shape == X.shape and shifted.dtype == X.dtype
     rows, cols = np.nonzero(shifted[:, 0].sum(0).numpy())
     assert set(rows) == {1, 2, 3} and set(cols) == {0, 1, 2}
     assert (shifted.flatten(1).sum(1) == 9).all()  # an interior pixel is never lost
-    flipped = RandomShiftFlip(flip=True)(X, generator)
+    flipped = ImageAugmentation(flip=True)(X, generator)
     mirrored = (flipped[:, 0, 2, 3] == 9).float().mean()
     assert 0.4 < mirrored < 0.6
     assert ((flipped[:, 0, 2, 1] == 9) | (flipped[:, 0, 2, 3] == 9)).all()
@@ -530,7 +530,7 @@ def test_model_fitted_on_cuda_loads_on_a_cpu_only_machine(split, tmp_path):
     hide_gpus = "import os; os.environ['CUDA_VISIBLE_DEVICES'] = ''"
     proba, result = _predict_in_fresh_process(path, X_test, tmp_path, env_extra=hide_gpus)
     assert result.stdout.strip() == "cpu"
-    assert "no CUDA devices are available" in result.stderr
+    assert "PyTorch sees no CUDA device" in result.stderr
     np.testing.assert_allclose(proba, reference, atol=1e-5)
 
 

@@ -14,11 +14,11 @@ from sklenet import _download, cli, datasets
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("samples.png", "loss.png", "accuracy.png", "confusion_matrix.png",
-           "learned_features.png", "misclassified.png")
+           "calibration.png", "learned_features.png", "misclassified.png")
 ROW_KEYS = {
     "key", "name", "kind", "params", "train_accuracy", "train_loss", "valid_accuracy",
-    "valid_loss", "test_accuracy", "test_loss", "fit_time", "predict_time", "n_params",
-    "n_train", "notes", "confusion_matrix",
+    "valid_loss", "test_accuracy", "test_loss", "test_ece", "fit_time", "predict_time",
+    "n_params", "n_train", "notes", "confusion_matrix", "reliability",
 }
 
 
@@ -92,8 +92,11 @@ def test_digits_quick_end_to_end(digits_run):
         assert {"train_loss", "valid_loss", "train_accuracy", "valid_accuracy"} <= set(
             row["history"][0])
         assert row["test_loss"] > 0
+    for row in results["models"][:-1]:  # log-loss and ECE wherever there is predict_proba
+        assert row["test_loss"] > 0 and 0 < row["test_ece"] < 1
+        assert sum(row["reliability"]["counts"]) == results["dataset"]["n_test"]
     svc = results["models"][-1]
-    assert svc["test_loss"] is None  # no predict_proba
+    assert svc["test_loss"] is None and svc["test_ece"] is None  # no predict_proba
     assert svc["n_params"] is None
     assert results["models"][2]["n_params"] == 65 * 10  # logistic regression: 64x10 + 10
     for name in FIGURES:
@@ -102,7 +105,8 @@ def test_digits_quick_end_to_end(digits_run):
         assert 5_000 < (out / name).stat().st_size < 2_000_000
     md = (out / "results.md").read_text()
     assert "| LeNet-5 (study: tanh, avg pooling) |" in md
-    assert "test acc" in md
+    assert "test acc" in md and "| test ECE |" in md
+    assert "![calibration](calibration.png)" in md
     # Progress and the final table on the terminal.
     assert "epoch" in stdout and "valid_loss" in stdout
     assert "[svc]" in stdout
@@ -349,9 +353,11 @@ def test_seeds_end_to_end(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--seeds", "0,x"], "argument --seeds: expected an integer in [0, 4294967295], got 'x'"),
+    (["--seeds", "0,x"], "argument --seeds: each seed must be an integer in [0, 4294967295]; "
+                         "got 'x'"),
     (["--seeds", "1,1"], "argument --seeds: seeds must differ from one another"),
-    (["--seeds", ","], "argument --seeds: expected comma-separated seeds"),
+    (["--seeds", ","], "argument --seeds: seeds must hold at least one seed"),
+    (["--seed", "x"], "argument --seed: seed must be an integer in [0, 4294967295]; got 'x'"),
     (["--seed", "1", "--seeds", "0,1"], "argument --seeds: not allowed with argument --seed"),
 ])
 def test_bad_seeds_are_one_line_and_exit_2(args, message, tmp_path, capsys):
@@ -396,3 +402,78 @@ def test_quick_run_settings(tmp_path, monkeypatch, capsys):
     # Without --quick: run_study's own default.
     kwargs = _arguments_of_run_study(["--out", str(tmp_path)], monkeypatch, capsys)
     assert kwargs["train_eval_samples"] == 10_000 and kwargs["max_train_samples"] is None
+
+
+def test_a_diverging_training_is_one_line(tmp_path, capsys):
+    # lr=1e300 drives the loss to NaN: one line that names the model, never log_loss's
+    # "Input contains NaN" traceback.
+    code, stdout, err = _run(
+        ["reproduce", "--dataset", "digits", "--lr", "1e300", "--recipes", "default",
+         "--baselines", "none", "--max-train-samples", "300", "--epochs", "1", "--quiet",
+         "--out", str(tmp_path / "out")], capsys)
+    assert code == 1
+    assert err.count("\n") == 1, err
+    assert err.startswith("sklenet: error: LeNet-5 (library default)"), err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_auto_falls_back_when_the_cache_cannot_be_written(tmp_path, monkeypatch, capsys):
+    # Downloads allowed, but the download cache lies under a regular file.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.delenv(cli.OFFLINE_ENV)
+    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(blocker / "sklearn_data"))
+    out = tmp_path / "out"
+    code, stdout, err = _run(
+        ["reproduce", "--max-train-samples", "300", "--epochs", "1", "--recipes", "study",
+         "--baselines", "none", "--out", str(out)], capsys)
+    assert code == 0, err
+    fallback = [line for line in stdout.splitlines() if "Fashion-MNIST is not available" in line]
+    assert len(fallback) == 1 and "digits" in fallback[0], stdout
+    assert json.loads((out / "results.json").read_text())["dataset"]["name"] == "digits"
+    # An explicit data set cannot fall back: one line.
+    code, stdout, err = _run(
+        ["reproduce", "--dataset", "fashion-mnist", "--out", str(out)], capsys)
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("sklenet: error: Fashion-MNIST is not available")
+
+
+@pytest.mark.parametrize("dataset", ["fashion-mnist", "auto"])
+def test_a_missing_data_home_is_said_first_and_once(dataset, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(cli.OFFLINE_ENV)  # downloads allowed; none may be tried
+    missing = tmp_path / "missing"
+    code, stdout, err = _run(
+        ["reproduce", "--dataset", dataset, "--data-home", str(missing),
+         "--out", str(tmp_path / "out")], capsys)
+    assert code == 1
+    assert err == f"sklenet: error: Fashion-MNIST is not available: data_home " \
+                  f"{str(missing)!r} is not a directory.\n"
+    assert "Downloading" not in stdout + err
+    # The same for a data home named by the environment.
+    monkeypatch.setenv(datasets.DATA_HOME_ENV, str(missing))
+    code, stdout, err = _run(["reproduce", "--dataset", dataset,
+                              "--out", str(tmp_path / "out")], capsys)
+    assert code == 1 and f"${datasets.DATA_HOME_ENV} {str(missing)!r}" in err, err
+
+
+def test_offline_fallback_is_one_line_not_a_list_of_retries(tmp_path, monkeypatch, capsys):
+    # No network: every mirror fails to connect, as without a network.
+    def unreachable(url, *args, **kwargs):
+        raise _download._MirrorFailed("cannot connect: [Errno -2] Name or service not known",
+                                      retry=True)
+
+    monkeypatch.setattr(_download, "_download_verified", unreachable)
+    monkeypatch.setattr(_download.time, "sleep", lambda seconds: None)
+    monkeypatch.delenv(cli.OFFLINE_ENV)
+    code, stdout, err = _run(
+        ["reproduce", "--max-train-samples", "300", "--epochs", "1", "--recipes", "study",
+         "--baselines", "none", "--quiet", "--out", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    assert err == ""
+    loading = stdout.split("\n\n")[0].splitlines()
+    # What is tried, then why it failed and what happens instead: once each.
+    assert loading[0] == "Downloading Fashion-MNIST into the scikit-learn data home ..."
+    assert loading[1].startswith("Fashion-MNIST is not available (") and "digits" in loading[1]
+    assert "Name or service not known" in loading[1]
+    assert len(loading) == 2, loading

@@ -1,9 +1,11 @@
-"""Ctrl-C at each phase of ``sklenet reproduce``, with a real SIGINT.
+"""Ctrl-C at each phase of ``sklenet reproduce``, with a real SIGINT, and SIGTERM.
 
 Each test starts ``python -m sklenet reproduce`` on a small run, waits for the
 line that opens a phase, sends SIGINT and checks what a user sees: exit status
 130 within a couple of seconds, one line on stderr, no traceback, and no
-results files (an older ``results.json`` is left exactly as it was).
+results files (an older ``results.json`` is left exactly as it was). SIGTERM
+(what ``kill``, a batch scheduler or a container stop sends) is the same with
+exit status 143.
 """
 
 import os
@@ -18,14 +20,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MESSAGE = "sklenet: interrupted; no results were written"
+TERMINATED = "sklenet: terminated; no results were written"
 # Generous for a loaded CI machine; the command itself gives up after about 1 s.
 EXIT_WITHIN = 5.0
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 
-def _interrupt(args, tmp_path, opens_phase):
-    """Run the command, SIGINT it at the first stdout line matching ``opens_phase``."""
+def _interrupt(args, tmp_path, opens_phase, signum=signal.SIGINT, delay=0.0):
+    """Run the command, signal it ``delay`` s after the first stdout line matching
+    ``opens_phase``."""
     env = dict(os.environ, SKLENET_OFFLINE="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg",
                SCIKIT_LEARN_DATA=str(tmp_path / "sklearn_data"),
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO),
@@ -44,7 +48,8 @@ def _interrupt(args, tmp_path, opens_phase):
         else:
             pytest.fail(f"the run ended before {opens_phase!r}:\n{''.join(seen)}"
                         f"{proc.stderr.read()}")
-        proc.send_signal(signal.SIGINT)
+        time.sleep(delay)
+        proc.send_signal(signum)
         sent = time.monotonic()
         stdout, stderr = proc.communicate(timeout=60)
         took = time.monotonic() - sent
@@ -114,3 +119,37 @@ def test_interrupt_while_writing_keeps_the_previous_results(tmp_path):
     assert took < EXIT_WITHIN
     assert sorted(p.name for p in out.iterdir()) == ["results.json"]
     assert (out / "results.json").read_bytes() == previous
+
+
+def _no_hidden_folders(out):
+    return [p.name for p in out.iterdir() if p.name.startswith(".")] if out.exists() else []
+
+
+def test_sigterm_while_training_is_a_clean_stop(tmp_path):
+    code, stdout, stderr, took = _interrupt(
+        ["--dataset", "digits", "--epochs", "50", "--recipes", "study", "--baselines",
+         "none"], tmp_path, r"^\s+2\s", signal.SIGTERM)
+    assert code == 143, (code, stdout[-2000:], stderr[-3000:])
+    assert stderr.splitlines() == [TERMINATED], stderr
+    assert "Traceback" not in stdout + stderr
+    assert took < EXIT_WITHIN
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.3])
+def test_sigterm_while_writing_leaves_nothing_behind(tmp_path, delay):
+    # Writing takes a few seconds (the figures): the signal lands at its start, in the
+    # middle or near its end; the hidden staging folder must go with the new files.
+    out = tmp_path / "out"
+    out.mkdir()
+    previous = b'{"from": "an earlier, finished run"}\n'
+    (out / "results.json").write_bytes(previous)
+    code, stdout, stderr, took = _interrupt(
+        ["--dataset", "digits", "--epochs", "1", "--recipes", "study", "--baselines",
+         "none"], tmp_path, r"^Writing results", signal.SIGTERM, delay)
+    assert code == 143, (code, stdout[-2000:], stderr[-3000:])
+    assert stderr.splitlines() == [TERMINATED], stderr
+    assert took < EXIT_WITHIN
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"], _no_hidden_folders(out)
+    assert (out / "results.json").read_bytes() == previous
+

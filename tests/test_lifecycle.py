@@ -483,3 +483,48 @@ def test_sigints_at_random_moments_either_complete_or_change_nothing(data):
         else:  # never a swallowed Ctrl-C
             assert not sent or sent[0] > returned - 0.05
     assert interrupts >= 2  # the attack did land mid-call
+
+
+def test_a_sigint_during_the_first_fit_of_a_process_never_breaks_later_fits():
+    """Ctrl-C early in a process's first fit lands in the lazy imports of torch
+    (sympy, torch._dynamo, 2-3 s); an import cut short there used to leave them
+    half-initialised and every later fit raising AttributeError until a restart.
+    Fresh processes, each interrupted at another moment, then fit again."""
+    from pathlib import Path
+
+    script = textwrap.dedent("""
+        import os, signal, sys, threading, time
+        from sklearn.datasets import load_digits
+        from sklenet import LeNet5Classifier
+
+        X, y = load_digits(return_X_y=True)
+        X, y = X[:200], y[:200]
+        timer = threading.Timer(float(sys.argv[1]), os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        try:
+            try:
+                LeNet5Classifier(max_epochs=1, random_state=0).fit(X, y)
+                print("completed")
+            except KeyboardInterrupt:
+                print("interrupted")
+            timer.join()
+            time.sleep(0.1)
+        except KeyboardInterrupt:  # the signal came after the fit returned
+            print("late")
+        clf = LeNet5Classifier(max_epochs=1, random_state=0).fit(X, y)
+        print("second fit", clf.score(X, y) > 0.3)
+    """)
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo), OMP_NUM_THREADS="1")
+    delays = ("0.2", "0.4", "0.7")
+    procs = [subprocess.Popen([sys.executable, "-c", script, delay], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env, cwd=repo)
+             for delay in delays]
+    results = [proc.communicate(timeout=600) for proc in procs]
+    firsts = []
+    for proc, (out, err) in zip(procs, results):
+        assert proc.returncode == 0, err[-2000:]
+        lines = out.split()
+        assert out.splitlines()[-1] == "second fit True", out + err[-2000:]
+        firsts.append(lines[0])
+    assert "interrupted" in firsts

@@ -9,7 +9,7 @@ import pytest
 from sklenet import plotting, report, study
 
 FIGURES = {"samples.png", "loss.png", "accuracy.png", "confusion_matrix.png",
-           "misclassified.png"}
+           "calibration.png", "misclassified.png"}
 #: Drawn only from the fitted estimators (``run_study(return_estimators=True)``).
 FEATURES = "learned_features.png"
 
@@ -73,7 +73,7 @@ def test_every_row_is_built_alike(small_results):
     rows = small_results["models"]
     assert [r["key"] for r in rows] == ["lenet5-study", "knn", "svc"]
     common = set.intersection(*(set(r) for r in rows))
-    assert {"history", "epochs", "misclassified"} == set(rows[0]) - common
+    assert {"history", "label_smoothing", "epochs", "misclassified"} == set(rows[0]) - common
     assert set(rows[1]) == set(rows[2]) == common
     assert rows[0]["params"] == {"pooling": "avg", "max_epochs": 1, "batch_size": 128,
                                  "lr": 1e-3, "lr_schedule": "cosine", "label_smoothing": 0.0,
@@ -116,7 +116,7 @@ def test_too_small_a_sample_is_a_protocol_error(digits_data):
     ({"recipes": ["best"]}, "recipes must be taken from study, default, strong; got 'best'"),
     ({"baselines": ["xgboost"]}, "baselines must be taken from"),
     ({"validation_fraction": 1.0}, "validation_fraction must be in"),
-    ({"random_state": -1}, r"random_state must be an integer in \[0, 2\*\*32 - 1\]"),
+    ({"random_state": -1}, r"random_state must be an integer in \[0, 4294967295\]"),
     ({"random_state": 2**32}, "random_state must be an integer"),
 ])
 def test_bad_parameters_are_named(digits_data, kwargs, match):
@@ -137,13 +137,6 @@ def test_subsample_close_to_everything():
     y = np.repeat(np.arange(10), 5)
     X_sub, y_sub = study._subsample(X, y, 47, seed=0)
     assert len(y_sub) == 47 and len(np.unique(X_sub[:, 0])) == 47
-
-
-def test_old_import_locations_keep_working():
-    assert study.write_report is report.write_report
-    assert study.format_table is report.format_table
-    with pytest.raises(AttributeError):
-        study.no_such_name  # noqa: B018
 
 
 def test_write_report(small_results, digits_data, tmp_path):
@@ -172,7 +165,7 @@ def test_failed_write_leaves_the_directory_as_it_was(small_results, digits_data,
         raise error
 
     # The last figure is drawn after the first ones are already on disk.
-    monkeypatch.setattr(plotting, "_draw_confusion_matrix", fail)
+    monkeypatch.setattr(plotting, "plot_confusion_matrix_counts", fail)
     with pytest.raises(type(error)):
         report.write_report(small_results, tmp_path, data=digits_data)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
@@ -292,8 +285,8 @@ def test_several_seeds_in_the_table_and_markdown(two_seeds):
     ([], "at least one seed"),
     (3, "seeds must be a sequence of integers"),
     ("0,1", "seeds must be a sequence of integers"),
-    ([0, -1], r"seeds must be integers in \[0, 2\*\*32 - 1\]; got -1"),
-    ([0, 1.5], "seeds must be integers"),
+    ([0, -1], r"each seed must be an integer in \[0, 4294967295\]; got -1"),
+    ([0, 1.5], "each seed must be an integer"),
     ([1, 1], "seeds must differ"),
 ])
 def test_bad_seeds_are_named(digits_data, seeds, match):
@@ -301,9 +294,74 @@ def test_bad_seeds_are_named(digits_data, seeds, match):
         study.run_study(digits_data, recipes=[], baselines=["knn"], seeds=seeds, verbose=0)
 
 
-def test_results_without_recorded_mistakes_still_render(small_results, digits_data, tmp_path):
-    # results.json files written before the mistakes were recorded.
-    old = dict(small_results, models=[{k: v for k, v in row.items() if k != "misclassified"}
-                                      for row in small_results["models"]])
-    written = report.write_report(old, tmp_path, data=digits_data)
-    assert set(written["figures"].values()) == FIGURES - {"misclassified.png"}
+def test_test_ece_and_reliability_of_each_row(small_results, digits_data):
+    # The row's numbers are those of the test probabilities, by the estimator's own measure.
+    from sklenet._calibration import expected_calibration_error
+
+    results = study.run_study(digits_data, recipes=["default"], baselines=["knn", "svc"],
+                              lenet_params={"max_epochs": 1}, max_train_samples=400,
+                              max_test_samples=300, return_estimators=True, verbose=0)
+    rows = {row["key"]: row for row in results["models"]}
+    test = study._sample_rows(digits_data["y_test"], 300, 0)
+    X_test, y_test = digits_data["X_test"][test], digits_data["y_test"][test]
+    for key in ("lenet5-default", "knn"):
+        model = results["estimators"][key]
+        proba = model.predict_proba(X_test)
+        row = rows[key]
+        assert row["test_ece"] == pytest.approx(expected_calibration_error(
+            y_test, proba, n_bins=15, labels=model.classes_))
+        assert 0 < row["test_ece"] < 1
+        curve = row["reliability"]
+        assert sum(curve["counts"]) == len(y_test)
+        # The counts weigh each bin's gap into the ECE.
+        gaps = np.abs(np.subtract(curve["accuracy"], curve["confidence"]))
+        assert np.dot(curve["counts"], gaps) / len(y_test) == pytest.approx(row["test_ece"])
+        # The last point is the mean confidence of the highest non-empty bin.
+        confidence = proba.max(axis=1)
+        bins = np.ceil(confidence * 15)
+        assert curve["confidence"][-1] == pytest.approx(confidence[bins == bins.max()].mean())
+    assert rows["svc"]["test_ece"] is None and rows["svc"]["reliability"] is None
+    table = report.format_table(results, markdown=True)
+    assert "| test ECE |" in table
+    assert f"| {100 * rows['knn']['test_ece']:.2f}% |" in table.splitlines()[3]
+
+
+def test_several_seeds_average_the_ece(two_seeds):
+    lenet = two_seeds["models"][0]
+    values = [run["test_ece"] for run in lenet["per_seed"]]
+    assert lenet["test_ece"] == pytest.approx(np.mean(values))
+    assert lenet["spread"]["test_ece"] == [min(values), max(values)]
+
+
+def test_a_diverged_training_is_a_training_error(digits_data):
+    # Whether fit refuses the diverged network or returns it, no row is made of it and
+    # log_loss never sees NaN probabilities.
+    with pytest.raises(study.TrainingError, match=r"LeNet-5 \(library default\)"):
+        study.run_study(digits_data, recipes=["default"], baselines=[],
+                        lenet_params={"lr": 1e300, "max_epochs": 1}, max_train_samples=300,
+                        verbose=0)
+
+
+def test_non_finite_probabilities_are_a_training_error(digits_data, monkeypatch):
+    # However a model gets there: probabilities with a NaN make no row.
+    from sklearn.neighbors import KNeighborsClassifier
+
+    def nan_proba(self, X):
+        return np.full((len(X), len(self.classes_)), np.nan)
+
+    monkeypatch.setattr(KNeighborsClassifier, "predict_proba", nan_proba)
+    with pytest.raises(study.TrainingError, match="KNeighborsClassifier .* not finite"):
+        study.run_study(digits_data, recipes=[], baselines=["knn"], max_train_samples=200,
+                        verbose=0)
+
+
+def test_the_study_samples_and_splits_as_the_estimator_does(digits_data):
+    # One stratified split for the estimator's validation rows and the study's samples.
+    from sklenet import _input
+
+    y = digits_data["y_train"]
+    train, valid = _input.split_validation(y, 0.2, 7)
+    rows = study._sample_rows(y, len(y) - len(valid), 7)
+    np.testing.assert_array_equal(np.sort(rows), train)
+    counts = np.bincount(y[rows], minlength=10) / len(rows)
+    np.testing.assert_allclose(counts, np.bincount(y, minlength=10) / len(y), atol=0.01)

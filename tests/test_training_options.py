@@ -9,7 +9,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from sklenet import LeNet5Classifier
-from sklenet._batching import RandomShiftFlip, auto_batch_size
+from sklenet._batching import ImageAugmentation, auto_batch_size
 from sklenet._callbacks import ONECYCLE_START_DIV, onecycle_lr
 
 
@@ -43,7 +43,7 @@ def test_onecycle_lr_shape():
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
 def test_random_erasing_zeroes_one_rectangle(dtype):
     X = torch.full((64, 1, 28, 28), 7, dtype=dtype)
-    out = RandomShiftFlip(erasing=1.0)(X, torch.Generator().manual_seed(0))
+    out = ImageAugmentation(erasing=1.0)(X, torch.Generator().manual_seed(0))
     assert out.dtype == dtype and out.shape == X.shape
     for image in out[:, 0]:
         rows, cols = torch.nonzero(image == 0, as_tuple=True)
@@ -57,13 +57,13 @@ def test_random_erasing_zeroes_one_rectangle(dtype):
 
 def test_random_erasing_probability_and_determinism():
     X = torch.ones(2000, 1, 28, 28)
-    aug = RandomShiftFlip(erasing=0.25)
+    aug = ImageAugmentation(erasing=0.25)
     a = aug(X, torch.Generator().manual_seed(1))
     b = aug(X, torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
     erased = (a == 0).flatten(1).any(1).float().mean().item()
     assert 0.2 < erased < 0.3
-    assert torch.equal(RandomShiftFlip(erasing=0.0)(X, torch.Generator()), X)
+    assert torch.equal(ImageAugmentation(erasing=0.0)(X, torch.Generator()), X)
 
 
 def test_new_options_fit_predict(digits):

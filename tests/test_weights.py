@@ -174,7 +174,9 @@ def test_validation_loss_is_the_weighted_log_loss(digits, n_val):
     X_val, y_val = X[300:300 + n_val], y[300:300 + n_val]
     # Weights that differ between the batches, not only within them.
     w_val = np.r_[np.full(n_val // 2, 0.1), np.full(n_val - n_val // 2, 3.0)]
-    clf = LeNet5Classifier(max_epochs=1, label_smoothing=0.0, random_state=0).fit(
+    # Validation runs in the training precision, predict_proba in float32.
+    clf = LeNet5Classifier(max_epochs=1, label_smoothing=0.0, calibration=None,
+                           precision="float32", random_state=0).fit(
         X[:300], y[:300], validation_data=(X_val, y_val, w_val)
     )
     expected = log_loss(y_val, clf.predict_proba(X_val), sample_weight=w_val,

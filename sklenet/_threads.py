@@ -1,0 +1,167 @@
+"""How many CPU threads PyTorch uses while sklenet trains and predicts.
+
+PyTorch runs its CPU kernels on an OpenMP team of one thread per core, and
+LeNet-5's kernels are so short (tens of microseconds) that every one ends in a
+barrier where the team waits for its slowest member. When other processes keep
+the cores busy, one of the team is always descheduled, and the rest spin at the
+barrier in the meantime: on our 2-core machine with two busy processes the
+README's quick start took 16.6 s with PyTorch's default two threads against
+5.7 s with one (docs/performance.md). Small batches gain nothing from a second
+thread even on an idle machine.
+
+So ``n_threads=None`` (the default of :class:`~sklenet.LeNet5Classifier`) picks,
+for each ``fit``/``predict`` call, at most
+
+* the threads this thread of the caller allows: ``torch.get_num_threads()``,
+  which reflects ``OMP_NUM_THREADS``, ``torch.set_num_threads``, threadpoolctl's
+  OpenMP limits and those joblib sets in its workers, and no more than
+  ``joblib.cpu_count()`` (CPU affinity, cgroup quotas), as scikit-learn's
+  OpenMP estimators do;
+* one thread per :data:`IMAGES_PER_THREAD` images of a step (a training batch,
+  an inference chunk);
+* the CPUs that other work leaves idle right now (:func:`idle_cpus`).
+
+An int is used as given (negative: counted from the limit, as scikit-learn's
+``n_jobs=-1``), so that a caller who wants a fixed arithmetic (the order of the
+sums, hence the last bits, depends on the thread count) can have it.
+
+:func:`torch_threads` sets the count for the duration of a call and restores
+the calling thread's own count afterwards, on an exception too.
+``torch.set_num_threads`` is only partly per thread: with PyTorch's OpenMP
+backend the count is per OS thread, but the call also sets MKL's count and the
+default of threads created afterwards for the whole process. Two fits running
+at once in two Python threads therefore each get their own count and restore
+their own; MKL (used only by the small fully connected layers) follows the last
+one set.
+"""
+
+import contextlib
+import os
+import time
+
+import torch
+from joblib import cpu_count
+
+__all__ = ["IMAGES_PER_THREAD", "idle_cpus", "resolve_n_threads", "torch_threads"]
+
+#: A step of fewer images than this runs on one thread. Measured on the 2-core
+#: AMD EPYC (docs/performance.md): batches of 32-64 images train no faster on
+#: two threads than on one, batches of 256 about 1.3x faster.
+IMAGES_PER_THREAD = 128
+
+#: How long :func:`idle_cpus` watches the CPUs, in seconds.
+IDLE_WINDOW = 0.05
+
+#: A CPU counts as free when at least this fraction of it was idle.
+_FREE_FRACTION = 0.75
+
+#: :func:`idle_cpus` answers from a measurement at most this old (seconds),
+#: so that predicting right after a fit does not wait for a new one.
+_IDLE_CACHE_S = 1.0
+_last_idle = (float("-inf"), None)
+
+
+def thread_limit():
+    """The most threads a call may use: ``torch.get_num_threads()`` in the
+    calling thread, capped by the CPUs this process may run on."""
+    return max(1, min(torch.get_num_threads(), cpu_count(only_physical_cores=False)))
+
+
+def _cpu_times(cpus):
+    """``{cpu: (idle, total)}`` jiffies from ``/proc/stat`` for ``cpus``."""
+    times = {}
+    with open("/proc/stat", "rb") as stat:
+        for line in stat:
+            if not line.startswith(b"cpu") or line[3:4] == b" ":
+                continue
+            fields = line.split()
+            cpu = int(fields[0][3:])
+            if cpu in cpus:
+                values = [int(v) for v in fields[1:9]]
+                # idle + iowait is idle; user, nice, system, irq, softirq and
+                # steal (another VM on our CPU) are busy.
+                times[cpu] = (values[3] + values[4], sum(values))
+    return times
+
+
+def idle_cpus(window=IDLE_WINDOW):
+    """How many of this process's CPUs other work leaves idle, or None if unknown.
+
+    The sum of the idle fractions of the CPUs in this process's affinity mask
+    over ``window`` seconds, read from ``/proc/stat`` (Linux). The caller is
+    asleep meanwhile, so only other processes, or other threads of this one,
+    count as busy; unlike the load average it neither lags nor counts this
+    process's own past work. A measurement younger than ``_IDLE_CACHE_S`` is
+    reused.
+    """
+    global _last_idle
+    taken, idle = _last_idle
+    if time.monotonic() - taken < _IDLE_CACHE_S:
+        return idle
+    try:
+        cpus = os.sched_getaffinity(0)
+        before = _cpu_times(cpus)
+        time.sleep(window)
+        after = _cpu_times(cpus)
+    except (AttributeError, OSError, ValueError):
+        return None
+    idle = 0.0
+    for cpu, (idle_after, total_after) in after.items():
+        idle_before, total_before = before.get(cpu, (idle_after, total_after))
+        elapsed = total_after - total_before
+        # A CPU with no tick in the window (tickless, idle) was idle.
+        idle += 1.0 if elapsed <= 0 else (idle_after - idle_before) / elapsed
+    if not after:
+        return None
+    _last_idle = (time.monotonic(), idle)
+    return idle
+
+
+def resolve_n_threads(n_threads, images_per_step, device="cpu"):
+    """The number of PyTorch CPU threads for a call (see the module docstring).
+
+    Parameters
+    ----------
+    n_threads : int or None
+        The estimator's ``n_threads``: None picks automatically; a positive
+        int is used as given; a negative one counts from the limit (-1: all the
+        threads allowed, -2: all but one).
+    images_per_step : int
+        Images in one training batch or inference chunk.
+    device : str or torch.device
+        Where the network runs: automatic choice does not touch the CPU
+        threads of a CUDA call.
+    """
+    if n_threads is not None:
+        if n_threads > 0:
+            return int(n_threads)
+        return max(1, thread_limit() + 1 + int(n_threads))
+    limit = thread_limit()
+    if str(device).startswith("cuda"):
+        return torch.get_num_threads()
+    threads = min(limit, max(1, int(images_per_step) // IMAGES_PER_THREAD))
+    if threads <= 1:
+        return 1
+    idle = idle_cpus()
+    if idle is None:
+        return threads
+    return max(1, min(threads, int(idle + 1 - _FREE_FRACTION)))
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads):
+    """Run the block with ``torch.set_num_threads(n_threads)``, then restore the
+    calling thread's previous count (on an exception too).
+
+    Nothing is set when the count is already ``n_threads``, so the common case
+    (one thread in a joblib worker) touches no process-wide setting.
+    """
+    previous = torch.get_num_threads()
+    if previous == n_threads:
+        yield
+        return
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
