@@ -13,9 +13,12 @@ interrupted leaves the fitted model exactly as it was, and every setting changed
 with ``set_params`` takes effect in a continued fit.
 
 skorch is used through its public extension points (``NeuralNetClassifier``
-subclassing, ``notify``, ``infer``, ``get_loss``, ``partial_fit``, callbacks,
-``predefined_split``), with one pinned exception: ``_set_training`` (see
-:meth:`LeNet5Net._set_training`).
+subclassing, ``notify``, ``infer``, ``get_loss``, ``fit_loop``, callbacks,
+``predefined_split``) and four private names of ``skorch.NeuralNet``, each
+pinned by a test in ``tests/test_engine_state.py`` that fails if skorch changes
+it: the overrides ``_set_training`` (called around every batch) and
+``_default_callbacks`` (the callbacks every net starts with), and the
+attributes ``_modules`` and ``_criteria`` that ``_set_training`` reads.
 """
 
 import contextlib
@@ -150,7 +153,8 @@ class LeNet5Net(NeuralNetClassifier):
         return run_module(self.module_, x, self.device, self.amp_dtype, self.channels_last)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        y_true = to_tensor(y_true, device=self.device)
+        # On the logits' device, wherever they were computed.
+        y_true = to_tensor(y_true, device=y_pred.device)
         if training:
             losses = self.criterion_(y_pred, y_true)
         else:
@@ -598,13 +602,14 @@ def _exact_float32(device):
             backend.allow_tf32 = allowed
 
 
-def _padded_chunks(images):
-    """``images`` in fixed-size chunks, the last zero-padded; yields (start, n, chunk)."""
+def _padded_chunks(images, multiple=INFERENCE_PAD_MULTIPLE):
+    """``images`` in chunks of :data:`INFERENCE_CHUNK`, the last zero-padded to a
+    multiple of ``multiple``; yields (start, n, chunk)."""
     for start in range(0, len(images), INFERENCE_CHUNK):
         chunk = images[start:start + INFERENCE_CHUNK]
         n = len(chunk)
-        if n % INFERENCE_PAD_MULTIPLE:
-            size = -(-n // INFERENCE_PAD_MULTIPLE) * INFERENCE_PAD_MULTIPLE
+        if n % multiple:
+            size = -(-n // multiple) * multiple
             padded = chunk.new_zeros((size,) + chunk.shape[1:])
             padded[:n] = chunk
             chunk = padded
@@ -621,8 +626,12 @@ def _forward(net, images, amp_dtype, flip=False, n_threads=None):
     """
     module = net.module_.eval()
     threads = resolve_n_threads(n_threads, min(len(images), INFERENCE_CHUNK), net.device)
+    # cuDNN chooses its algorithm by batch shape: on CUDA every chunk has the
+    # same shape, so a prediction does not depend on the batch it came in.
+    cuda = str(net.device).startswith("cuda")
+    multiple = INFERENCE_CHUNK if cuda else INFERENCE_PAD_MULTIPLE
     with torch.inference_mode(), _exact_float32(net.device), torch_threads(threads):
-        for start, n, chunk in _padded_chunks(images):
+        for start, n, chunk in _padded_chunks(images, multiple):
             out = run_module(module, chunk, net.device, amp_dtype, net.channels_last)
             if flip:
                 mirrored = run_module(module, chunk.flip(-1), net.device, amp_dtype,

@@ -275,30 +275,6 @@ def _expected_tensors(path, config, shapes):
             for name, t in _training.build_module(architecture).state_dict().items()}
 
 
-def _check_tensors(path, expected, arrays, architecture):
-    """The file's tensors must be exactly those of the ``expected`` state dict."""
-    missing = sorted(set(expected) - set(arrays))
-    unexpected = sorted(set(arrays) - set(expected))
-    if missing or unexpected:
-        raise ModelFileError(
-            f"{path!r} does not hold the tensors of this network: missing "
-            f"{short(missing, 200)}, unexpected {short(unexpected, 200)}."
-        )
-    for name, ref in expected.items():
-        array = arrays[name]
-        if tuple(array.shape) != tuple(ref.shape):
-            raise ModelFileError(
-                f"{path!r}: tensor {name!r} has shape {tuple(array.shape)}, but a network "
-                f"for {architecture['in_channels']} channels and "
-                f"{architecture['n_classes']} classes needs {tuple(ref.shape)}."
-            )
-        wanted = np.dtype(str(ref.dtype).removeprefix("torch."))
-        if array.dtype != wanted:
-            raise ModelFileError(
-                f"{path!r}: tensor {name!r} is {array.dtype}, expected {wanted}."
-            )
-
-
 def _checked_architecture(path, params, fitted):
     """The architecture of the network a file describes, once its parameters
     have passed the checks ``fit`` runs."""
@@ -319,17 +295,13 @@ def _rebuild_estimator(path, params, fitted, arrays, device):
     """The fitted estimator of a checked file, through the estimator's seam.
 
     ``fitted`` holds the checked fitted attributes (and ``one_hot``),
-    ``arrays`` the module's tensors, whose names, shapes and dtypes are
-    checked against a freshly built module before the estimator is built.
+    ``arrays`` the module's tensors, whose table :func:`read` has checked
+    against the network's (:func:`_expected_tensors`).
     """
     import torch
 
-    from . import _training
     from .classifier import FittedModel, rebuild_estimator
 
-    architecture = _checked_architecture(path, params, fitted)
-    expected = _training.build_module(architecture).state_dict()
-    _check_tensors(path, expected, arrays, architecture)
     model = FittedModel(
         params=params,
         classes=fitted["classes_"],
@@ -340,8 +312,8 @@ def _rebuild_estimator(path, params, fitted, arrays, device):
         history=fitted["history_"],
         batch_size=fitted["batch_size_"],
         temperature=fitted["temperature_"],
-        architecture=architecture,
-        weights={name: arrays[name] for name in expected},
+        architecture=_checked_architecture(path, params, fitted),
+        weights=arrays,
         device=device,
     )
     with torch.no_grad():

@@ -393,12 +393,6 @@ def test_weights_are_initialized_as_torch_does_after_manual_seed():
         assert torch.equal(a, b)
 
 
-def test_the_pinned_private_skorch_hook_still_exists():
-    from skorch import NeuralNet
-
-    assert callable(getattr(NeuralNet, "_set_training", None))
-
-
 def test_validation_data_on_another_scale_warns_as_in_a_pipeline(data):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MinMaxScaler
