@@ -124,8 +124,8 @@ def summarize(runs):
 
 
 def table(summary):
-    lines = ["| condition | workload | setting | wall s (median, min-max) | CPU s | default / best |",
-             "|---|---|---|---:|---:|---:|"]
+    lines = ["| condition | workload | setting | wall s (median, min-max) | CPU s "
+             "| default / best |", "|---|---|---|---:|---:|---:|"]
     for condition, by_workload in summary.items():
         for workload, entry in by_workload.items():
             for setting, m in entry["median"].items():

@@ -517,7 +517,10 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         """Train for one epoch on ``(X, y)`` at the learning rate ``lr``.
 
         Continues from the current weights and optimizer state; no validation
-        split is made and no learning-rate schedule applies.
+        split is made and no learning-rate schedule applies. With no validation
+        rows to calibrate on, ``temperature_`` becomes 1.0: a temperature
+        fitted for the earlier weights no longer describes the new ones (the
+        next ``fit`` with validation rows fits one again).
 
         Parameters
         ----------

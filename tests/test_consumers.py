@@ -325,7 +325,10 @@ def test_epoch_scoring_with_classification_scorers(digits):
         EpochScoring("f1_macro", name="f1", lower_is_better=False),
         ("auc", EpochScoring("roc_auc_ovr", lower_is_better=False)),
     ]
-    clf = LeNet5Classifier(max_epochs=2, random_state=0, callbacks=callbacks)
+    # skorch's scorers see the net's own probabilities: uncalibrated, in the
+    # training precision.
+    clf = LeNet5Classifier(max_epochs=2, random_state=0, callbacks=callbacks,
+                           calibration=None, precision="float32")
     clf.fit(X, y, validation_data=(X_val, y_val))
     last = clf.net_.history[-1]
     assert last["accuracy_cb"] == pytest.approx(accuracy_score(y_val, clf.predict(X_val)))

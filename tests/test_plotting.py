@@ -119,3 +119,69 @@ def test_misclassified_without_mistakes():
 def test_misclassified_checks_lengths():
     with pytest.raises(ValueError, match="hold 2, 3 and 2 samples"):
         plotting.plot_misclassified(np.zeros((2, 4)), [0, 1, 1], np.eye(2))
+
+
+def test_loss_curves_say_what_they_measure(fitted):
+    # The default smooths its labels: its training loss is that objective, not the
+    # validation's plain log-loss, and the legend must not let it pass for one.
+    clf, _, _ = fitted
+    assert clf.label_smoothing > 0
+    fig = plotting.plot_history(clf, "loss")
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == [
+        "training loss (label-smoothed objective)", "validation log-loss"]
+    fig = plotting.plot_history(clf.history_, "loss", label_smoothing=0.0, label="a")
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == [
+        "a: training loss", "a: validation log-loss"]
+
+
+def test_learned_features_use_the_public_interface(fitted, monkeypatch):
+    # The figure reads the fitted network through public attributes only, and its
+    # feature maps are those of the network's batch-invariant inference.
+    from sklenet import _training
+
+    clf, X, y = fitted
+    monkeypatch.delattr(LeNet5Classifier, "_images")
+    fig = plotting.plot_learned_features(clf, X, y, max_classes=1)
+    first = int(np.flatnonzero(y == clf.classes_[0])[0])
+    images = plotting._network_input(clf, X[[first]])
+    maps = _training.layer_outputs(clf.net_, images, ["c1", "c3"])
+    shown = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    np.testing.assert_array_equal(shown[7].get_images()[0].get_array(), maps["c1"][0, 0])
+    np.testing.assert_array_equal(shown[13].get_images()[0].get_array(), maps["c3"][0, 0])
+
+
+def test_reliability_curve_and_diagram(fitted):
+    clf, X, y = fitted
+    proba = clf.predict_proba(X)
+    accuracy, confidence, counts = plotting.reliability_curve(y, proba, classes=clf.classes_)
+    assert counts.sum() == len(y) and np.all(counts > 0)
+    # Each point: the accuracy and mean confidence of its bin of 15.
+    top = proba.max(axis=1)
+    right = clf.classes_[proba.argmax(axis=1)] == y
+    bins = np.ceil(top * 15)
+    for acc, conf, n, b in zip(accuracy, confidence, counts, np.unique(bins)):
+        assert n == np.sum(bins == b)
+        assert acc == pytest.approx(right[bins == b].mean())
+        assert conf == pytest.approx(top[bins == b].mean())
+    fig = plotting.plot_reliability(accuracy, confidence, counts=counts, ece=0.0123,
+                                    label="LeNet-5", title="digits")
+    ax = fig.axes[0]
+    assert "LeNet-5 (ECE 1.23%)" in ax.get_legend_handles_labels()[1]
+    curve = [line for line in ax.get_lines() if line.get_label().startswith("LeNet-5")][0]
+    np.testing.assert_allclose(curve.get_xdata(), confidence)
+    np.testing.assert_allclose(curve.get_ydata(), accuracy)
+    assert sum(patch.get_height() for patch in ax.patches) == pytest.approx(1.0)
+
+
+def test_drawing_what_results_hold():
+    # A study's results hold counts and chosen mistakes, not predictions.
+    fig = plotting.plot_confusion_matrix_counts([[5, 1], [0, 4]], display_labels=["a", "b"],
+                                                title="counts")
+    assert [t.get_text() for t in fig.axes[0].texts] == ["5", "1", "0", "4"]
+    fig = plotting.plot_mistakes(np.arange(32).reshape(2, 16), ["a", "b"], ["b", "a"],
+                                 [0.9, 0.6], n_cols=2)
+    shown = [ax for ax in fig.axes if ax.get_images()]
+    assert [ax.get_title() for ax in shown] == ["true: a\npredicted: b (90%)",
+                                                "true: b\npredicted: a (60%)"]
+    with pytest.raises(ValueError, match="hold 2, 1, 2 and 2 entries"):
+        plotting.plot_mistakes(np.zeros((2, 4)), ["a"], ["b", "a"], [0.9, 0.6])
