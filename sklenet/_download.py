@@ -16,7 +16,14 @@ hence this downloader:
   pipe is never opened blocking), and a local file's size is compared with
   the official size before it is hashed;
 - a mirror that fails is followed by the next one; network errors are
-  retried, wrong answers (a 404, a wrong size or md5) are not;
+  retried, wrong answers (a 404, a wrong size or md5) are not, and neither
+  is a mirror that cannot be reached at all (its name does not resolve, no
+  route to it): that is what a machine without a network sees, and it will
+  not change a second later;
+- with ``verbose``, a mirror is announced once it answers (then a progress
+  bar), and each failure of a mirror that was reached gets one line; a
+  mirror that cannot be reached gets none: offline, nothing is printed and
+  the error says why each mirror failed;
 - no more bytes are read than the official file has;
 - the cache only ever receives complete, verified files, and a call that
   fails leaves it as it was (all the missing files, or none of them).
@@ -28,6 +35,7 @@ A data set is described by a ``spec`` with ``name`` (for messages),
 
 import contextlib
 import email.message
+import errno
 import functools
 import hashlib
 import http.client
@@ -79,11 +87,13 @@ DatasetNotFoundError.__module__ = "sklenet.datasets"
 
 
 class _MirrorFailed(Exception):
-    """A mirror did not deliver a file; ``retry`` says whether trying again may help."""
+    """A mirror did not deliver a file; ``retry`` says whether trying again may help,
+    ``unreachable`` that the mirror could not be reached at all (no network)."""
 
-    def __init__(self, reason, retry=False):
+    def __init__(self, reason, retry=False, unreachable=False):
         super().__init__(reason)
-        self.retry = retry
+        self.retry = retry and not unreachable
+        self.unreachable = unreachable
 
 
 def fetch_files(spec, filenames, data_home, download_if_missing, download_args):
@@ -230,10 +240,11 @@ def _download_all(spec, filenames, cache, *, mirrors, n_retries, delay, timeout,
     created = [d for d in (cache, *cache.parents) if not d.exists()]
     cache.mkdir(parents=True, exist_ok=True)
     parts, done = {}, False
+    unreachable = {}  # base URL -> why: not tried again for the next files
     try:
         for fname in filenames:
             parts[fname] = _download_one(spec, fname, cache, mirrors or spec.mirrors,
-                                         n_retries, delay, timeout, verbose)
+                                         n_retries, delay, timeout, verbose, unreachable)
         for fname, part in parts.items():
             os.replace(part, cache / fname)
         done = True
@@ -263,25 +274,41 @@ def _download_timeout(timeout):
     return seconds
 
 
-def _download_one(spec, fname, cache, mirrors, n_retries, delay, timeout, verbose):
-    """Try each mirror (each up to ``1 + n_retries`` times); return a verified part file."""
+def _download_one(spec, fname, cache, mirrors, n_retries, delay, timeout, verbose,
+                  unreachable):
+    """Try each mirror (each up to ``1 + n_retries`` times); return a verified part file.
+
+    A mirror that cannot be reached is tried once, and added to ``unreachable``
+    (base URL -> reason) so that the next files do not try it again.
+    """
     md5, size = spec.files[fname]
     failures = []
+    # A mirror that cannot be reached is passed over, not a reason to stop: a name
+    # that does not resolve may be that mirror's alone (a typo in `mirrors`, a
+    # lapsed domain) while the next one works. Offline, each further mirror costs
+    # one failed lookup or connect, once: milliseconds, at worst a resolver timeout.
     for base in mirrors:
         url = urllib.parse.urljoin(base if base.endswith("/") else base + "/", fname)
+        if base in unreachable:
+            failures.append(f"{url}: {unreachable[base]}")
+            continue
         for attempt in range(n_retries + 1):
-            if attempt:
-                time.sleep(delay)
-            _log(verbose, f"Downloading {url}" + (f" (retry {attempt})" if attempt else ""))
             try:
                 return _download_verified(url, cache, md5=md5, size=size, timeout=timeout,
                                           verbose=verbose)
             except _MirrorFailed as exc:
-                reason, retry = str(exc), exc.retry
-            _log(verbose, f"  failed: {reason}")
-            if not retry:
+                failure = exc
+            if failure.unreachable:
+                unreachable[base] = str(failure)
                 break
-        failures.append(f"{url}: {reason}")
+            if failure.retry and attempt < n_retries:
+                _log(verbose, f"  {url}: {failure}; retry {attempt + 1} of {n_retries} "
+                              f"in {delay:g} s")
+                time.sleep(delay)
+                continue
+            _log(verbose, f"  {url}: {failure}")
+            break
+        failures.append(f"{url}: {failure}")
     raise DatasetNotFoundError(
         f"{fname} of {spec.name} could not be downloaded from any mirror "
         f"({'; '.join(failures)}). " + _how_to_supply(sorted(spec.files)))
@@ -331,6 +358,7 @@ def _stream(url, out, *, size, timeout, verbose):
             if deadline.passed():
                 raise _MirrorFailed(too_slow.format(0)) from None
             raise _network_failure(exc) from None
+        _log(verbose, f"Downloading {url}")
         with resp, tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024,
                         leave=False, desc=url.rsplit("/", 1)[-1], disable=not verbose,
                         file=sys.stderr) as bar:
@@ -472,12 +500,30 @@ def _opener(deadline):
                                        _FileHandler())
 
 
+# The host, or the network it is on, cannot be reached from here: no route, or
+# an interface that is down. A refused connection or a timeout is not among
+# them: the mirror's host is there, and may answer the next time.
+_UNREACHABLE_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENETUNREACH", "EHOSTUNREACH", "ENETDOWN", "EHOSTDOWN")
+    if hasattr(errno, name))
+
+
 def _network_failure(exc):
     if isinstance(exc, urllib.error.HTTPError):  # a 404 stays a 404; a 5xx may pass
         return _MirrorFailed(f"HTTP error {exc.code}: {exc.reason}", retry=exc.code >= 500)
     if isinstance(exc, urllib.error.URLError):
-        return _MirrorFailed(f"cannot connect: {exc.reason}", retry=True)
-    return _MirrorFailed(f"{type(exc).__name__}: {exc}", retry=True)  # timeouts, resets
+        return _MirrorFailed(f"cannot connect: {exc.reason}", retry=True,
+                             unreachable=_is_unreachable(exc.reason))
+    return _MirrorFailed(f"{type(exc).__name__}: {exc}", retry=True,  # timeouts, resets
+                         unreachable=_is_unreachable(exc))
+
+
+def _is_unreachable(error):
+    """Whether ``error`` says that the network cannot be reached at all: the name
+    does not resolve (every ``socket.gaierror``, EAI_AGAIN included: offline, the
+    resolver fails the same way a second later), or there is no route to it."""
+    return isinstance(error, socket.gaierror) or (
+        isinstance(error, OSError) and error.errno in _UNREACHABLE_ERRNOS)
 
 
 def _discard(path):

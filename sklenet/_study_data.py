@@ -51,8 +51,10 @@ def load_study_data(dataset="auto", *, data_home=None, download=True, log=print)
         path), whatever ``dataset`` other than ``"digits"`` asks for.
     download : bool, default=True
         Whether missing files may be downloaded. A download says so in one
-        line through ``log`` before it starts; its retries are not reported,
-        only, if it fails, why.
+        line through ``log`` before it starts, then shows its progress on
+        stderr (each mirror that answers, failed attempts of a mirror that
+        was reached). Offline, nothing more is printed: if it fails, why is
+        said once, through ``log`` or in the error.
     log : callable, default=print
         Receives progress and fallback messages.
 
@@ -129,10 +131,11 @@ def _fetch_idx(name, data_home, download, log):
     fetch = datasets.fetch_mnist if name == "mnist" else datasets.fetch_fashion_mnist
 
     def both(may_download):
-        # Quiet: the fetchers report every retry of every mirror; the caller
-        # says once what is happening, and the error says once what failed.
+        # A real download shows its progress; offline the fetchers print
+        # nothing (a mirror that cannot be reached is tried once, silently),
+        # so the caller's one line says what failed.
         return tuple(fetch(subset=subset, data_home=data_home,
-                           download_if_missing=may_download, verbose=False)
+                           download_if_missing=may_download, verbose=may_download)
                      for subset in ("train", "test"))
 
     if not download:

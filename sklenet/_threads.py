@@ -17,37 +17,44 @@ for each ``fit``/``predict`` call, at most
   OpenMP limits and those joblib sets in its workers, and no more than
   ``joblib.cpu_count()`` (CPU affinity, cgroup quotas), as scikit-learn's
   OpenMP estimators do;
-* one thread per :data:`IMAGES_PER_THREAD` images of a step (a training batch,
-  an inference chunk);
+* one thread for steps (a training batch, an inference chunk) of fewer than
+  :data:`MIN_IMAGES_FOR_THREADS` images;
 * the CPUs that other work leaves idle right now (:func:`idle_cpus`).
+
+On an idle machine with large batches that is what PyTorch's default gives.
 
 An int is used as given (negative: counted from the limit, as scikit-learn's
 ``n_jobs=-1``), so that a caller who wants a fixed arithmetic (the order of the
 sums, hence the last bits, depends on the thread count) can have it.
 
 :func:`torch_threads` sets the count for the duration of a call and restores
-the calling thread's own count afterwards, on an exception too.
-``torch.set_num_threads`` is only partly per thread: with PyTorch's OpenMP
-backend the count is per OS thread, but the call also sets MKL's count and the
-default of threads created afterwards for the whole process. Two fits running
-at once in two Python threads therefore each get their own count and restore
-their own; MKL (used only by the small fully connected layers) follows the last
-one set.
+it afterwards, on an exception too. ``torch.set_num_threads`` is only partly
+per thread: with PyTorch's OpenMP backend the count is per OS thread, but the
+call also sets MKL's count and the count that threads take when they first use
+torch, for the whole process. So fits running at once in several Python threads
+each set their own thread's count, and a thread whose torch starts during
+another's call (a thread pool growing as it gets work) would take that call's
+temporary count as its own: every call made while another is running restores
+the count from before the first of them, and the last one out restores the
+process-wide settings. MKL (the small fully connected layers only) follows the
+latest call meanwhile.
 """
 
 import contextlib
 import os
+import threading
 import time
 
 import torch
 from joblib import cpu_count
 
-__all__ = ["IMAGES_PER_THREAD", "idle_cpus", "resolve_n_threads", "torch_threads"]
+__all__ = ["MIN_IMAGES_FOR_THREADS", "idle_cpus", "resolve_n_threads", "torch_threads"]
 
-#: A step of fewer images than this runs on one thread. Measured on the 2-core
-#: AMD EPYC (docs/performance.md): batches of 32-64 images train no faster on
-#: two threads than on one, batches of 256 about 1.3x faster.
-IMAGES_PER_THREAD = 128
+#: A step of fewer images than this runs on one thread: on the idle 2-core AMD
+#: EPYC the README's quick start (batches of 32) took 2.3 s on one thread and
+#: 2.4 s on two, while Fashion-MNIST's batches of 256 gain from a second one
+#: (docs/performance.md).
+MIN_IMAGES_FOR_THREADS = 128
 
 #: How long :func:`idle_cpus` watches the CPUs, in seconds.
 IDLE_WINDOW = 0.05
@@ -59,6 +66,11 @@ _FREE_FRACTION = 0.75
 #: so that predicting right after a fit does not wait for a new one.
 _IDLE_CACHE_S = 1.0
 _last_idle = (float("-inf"), None)
+
+_lock = threading.Lock()
+_depth = threading.local()  # torch_threads blocks open in this thread
+_active = 0  # ... and in the whole process
+_outside = None  # the count before the first of the blocks now open
 
 
 def thread_limit():
@@ -139,13 +151,12 @@ def resolve_n_threads(n_threads, images_per_step, device="cpu"):
     limit = thread_limit()
     if str(device).startswith("cuda"):
         return torch.get_num_threads()
-    threads = min(limit, max(1, int(images_per_step) // IMAGES_PER_THREAD))
-    if threads <= 1:
+    if limit == 1 or images_per_step < MIN_IMAGES_FOR_THREADS:
         return 1
     idle = idle_cpus()
     if idle is None:
-        return threads
-    return max(1, min(threads, int(idle + 1 - _FREE_FRACTION)))
+        return limit
+    return max(1, min(limit, int(idle + 1 - _FREE_FRACTION)))
 
 
 @contextlib.contextmanager
@@ -154,14 +165,25 @@ def torch_threads(n_threads):
     calling thread's previous count (on an exception too).
 
     Nothing is set when the count is already ``n_threads``, so the common case
-    (one thread in a joblib worker) touches no process-wide setting.
+    (one thread in a joblib worker) touches no process-wide setting. See the
+    module docstring for calls in several threads at once.
     """
-    previous = torch.get_num_threads()
-    if previous == n_threads:
-        yield
-        return
-    torch.set_num_threads(n_threads)
+    global _active, _outside
+    nested = getattr(_depth, "n", 0) > 0
+    with _lock:
+        current = torch.get_num_threads()
+        if _active == 0:
+            _outside = current
+        previous = current if nested or _active == 0 else _outside
+        _active += 1
+        if current != n_threads:
+            torch.set_num_threads(n_threads)
+    _depth.n = getattr(_depth, "n", 0) + 1
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        _depth.n -= 1
+        with _lock:
+            _active -= 1
+            if torch.get_num_threads() != previous:
+                torch.set_num_threads(previous)

@@ -212,7 +212,10 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         temperature ``T`` that minimizes the (weighted) log-loss of the
         validation rows, and the probabilities become ``softmax(logits / T)``.
         A scalar moves no ``argmax``: ``predict`` and accuracy are unchanged.
-        It mostly undoes the under-confidence ``label_smoothing`` leaves. It
+        It corrects a network's systematic over-confidence (``T > 1``) or,
+        with ``label_smoothing``, under-confidence (``T < 1``), not the shape
+        label smoothing gives the probabilities. It costs one inference pass
+        over the validation rows (about 1% of the default's ``fit``). It
         needs rows the network did not train on: without a validation set
         (``validation_fraction=0`` or ``None``, too few samples to split off
         any, ``partial_fit``) the probabilities are not calibrated and
@@ -289,16 +292,15 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         call. ``None`` picks automatically, never more than the caller allows
         (``torch.get_num_threads()``: ``OMP_NUM_THREADS``,
         ``torch.set_num_threads``, threadpoolctl limits, joblib's limits in
-        its workers; capped by ``joblib.cpu_count()``), at most one per 128
-        images of a step (a batch, an inference chunk of 256), so one for
-        small batches (LeNet-5's kernels are too short to share), and no more
-        than the CPUs idle at the start of the call, since on busy cores each
-        extra thread makes every kernel wait for a descheduled one. An int is
-        used as given; ``-1`` means the limit, ``-2`` one less. The caller's
-        thread count is restored after each call.
-        The thread count changes the order of the sums, hence the last bits of
-        the weights: pin it for bit-identical fits on a machine whose load
-        varies.
+        its workers; capped by ``joblib.cpu_count()``): one thread for steps
+        (batches, inference chunks) of fewer than 128 images, whose kernels
+        are too short to share, and else no more than the CPUs idle at the
+        start of the call, since on busy cores each extra thread makes every
+        kernel wait for a descheduled one. An int is used as given; ``-1``
+        means the limit, ``-2`` one less. The caller's thread count is
+        restored after each call. The thread count changes the order of the
+        sums, hence the last bits of the weights: pin it for bit-identical
+        fits on a machine whose load varies.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialization, the validation split, shuffling, dropout
         and augmentation. An int gives identical predictions on every run on

@@ -305,7 +305,9 @@ def fetch_fashion_mnist(*, subset="train", data_home=None, download_if_missing=T
     n_retries : int, default=3
         How many more times to try a mirror after a network error (a refused
         connection, a reset, an HTTP 5xx). A mirror that answers wrongly (a
-        404, a wrong size or checksum, too slow) is not tried again.
+        404, a wrong size or checksum, too slow) is not tried again, nor is
+        one that cannot be reached at all (its host name does not resolve,
+        or there is no route to it, as on a machine without a network).
     delay : float, default=1.0
         Seconds to wait before each retry.
     timeout : float, default=None
@@ -314,7 +316,10 @@ def fetch_fashion_mnist(*, subset="train", data_home=None, download_if_missing=T
         ``SKLENET_DOWNLOAD_TIMEOUT`` environment variable, else 600 s. Each
         read also times out after 30 s without data.
     verbose : bool, default=True
-        Whether to report downloads and show a progress bar.
+        Whether to report downloads and show a progress bar: each mirror
+        that answers, and each failure of a mirror that was reached. A
+        mirror that cannot be reached is not reported (offline, nothing is
+        printed); the error raised in the end says why each mirror failed.
 
     Returns
     -------
@@ -400,7 +405,8 @@ def fetch_mnist(*, subset="train", data_home=None, download_if_missing=True,
         Base URLs to download from, tried in turn; None uses the official
         mirrors.
     n_retries : int, default=3
-        How many more times to try a mirror after a network error.
+        How many more times to try a mirror after a network error; never
+        one that cannot be reached at all.
     delay : float, default=1.0
         Seconds to wait before each retry.
     timeout : float, default=None

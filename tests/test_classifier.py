@@ -166,7 +166,7 @@ def test_early_stopping_stops_and_keeps_best_weights(split):
     X_train, X_test, y_train, y_test = split
     clf = LeNet5Classifier(
         max_epochs=40, lr=0.01, lr_schedule="constant", early_stopping=True, patience=2,
-        label_smoothing=0.0, calibration=None, random_state=0,
+        label_smoothing=0.0, calibration=None, precision="float32", random_state=0,
     ).fit(X_train, y_train)
     assert clf.n_iter_ < 40
     losses = [r["valid_loss"] for r in clf.history_]

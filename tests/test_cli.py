@@ -457,14 +457,26 @@ def test_a_missing_data_home_is_said_first_and_once(dataset, tmp_path, monkeypat
     assert code == 1 and f"${datasets.DATA_HOME_ENV} {str(missing)!r}" in err, err
 
 
-def test_offline_fallback_is_one_line_not_a_list_of_retries(tmp_path, monkeypatch, capsys):
-    # No network: every mirror fails to connect, as without a network.
-    def unreachable(url, *args, **kwargs):
-        raise _download._MirrorFailed("cannot connect: [Errno -2] Name or service not known",
-                                      retry=True)
+# The real downloader, which the autouse fixture replaces: for the tests that play
+# the network's part at the socket level.
+_DOWNLOAD_VERIFIED = _download._download_verified
 
-    monkeypatch.setattr(_download, "_download_verified", unreachable)
-    monkeypatch.setattr(_download.time, "sleep", lambda seconds: None)
+
+def test_offline_fallback_is_one_line_not_a_list_of_retries(tmp_path, monkeypatch, capsys):
+    # No network: no host name resolves, at once (whatever the real DNS does here).
+    import socket
+    import urllib.parse
+
+    lookups, sleeps = [], []
+
+    def getaddrinfo(host, *args, **kwargs):
+        lookups.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(_download, "_download_verified", _DOWNLOAD_VERIFIED)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(_download.time, "sleep", sleeps.append)
+    monkeypatch.setenv("no_proxy", "*")
     monkeypatch.delenv(cli.OFFLINE_ENV)
     code, stdout, err = _run(
         ["reproduce", "--max-train-samples", "300", "--epochs", "1", "--recipes", "study",
@@ -477,3 +489,44 @@ def test_offline_fallback_is_one_line_not_a_list_of_retries(tmp_path, monkeypatc
     assert loading[1].startswith("Fashion-MNIST is not available (") and "digits" in loading[1]
     assert "Name or service not known" in loading[1]
     assert len(loading) == 2, loading
+    # Each official mirror looked up once for the first file, none retried (issue 17).
+    assert lookups == [urllib.parse.urlsplit(m).hostname
+                       for m in datasets._FASHION_MNIST.mirrors]
+    assert sleeps == []
+
+
+def test_a_real_download_shows_its_progress(tmp_path, monkeypatch, capsys, fashion_dir):
+    # The official mirrors replaced by a local one serving the real files.
+    import dataclasses
+    import functools
+    import http.server
+    import threading
+
+    from sklenet import study
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                directory=str(fashion_dir))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    mirror = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        monkeypatch.setattr(datasets, "_FASHION_MNIST", dataclasses.replace(
+            datasets._FASHION_MNIST, mirrors=(mirror,)))
+        monkeypatch.setattr(_download, "_download_verified", _DOWNLOAD_VERIFIED)
+        monkeypatch.setenv("no_proxy", "*")
+        # What `sklenet reproduce` loads its data with (the study itself is not run).
+        data = study.load_study_data("fashion-mnist", download=True)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+    assert data["X_train"].shape == (60000, 784)
+    stdout, err = capsys.readouterr()
+    assert stdout == "Downloading Fashion-MNIST into the scikit-learn data home ...\n"
+    # Each file announced once on stderr, when the mirror answers, then its progress bar.
+    announced = [line.rsplit("\r", 1)[-1] for line in err.split("\n")
+                 if "Downloading" in line]
+    assert announced == [f"Downloading {mirror}{f}" for f in datasets._FASHION_MNIST.files]
+    assert "%|" in err

@@ -7,6 +7,7 @@ import http.server
 import io
 import os
 import shutil
+import socket
 import struct
 import threading
 import time
@@ -649,3 +650,109 @@ def test_read_idx_refuses_declared_sizes_over_max_bytes():
     assert read_idx(io.BytesIO(small), max_bytes=3).shape == (3,)
     with pytest.raises(ValueError, match="more than max_bytes=2"):
         read_idx(io.BytesIO(small), max_bytes=2)
+
+
+# --------------------------------------------------------------------------- #
+# No network: each mirror is tried once, and nothing is printed (issue 17)
+# --------------------------------------------------------------------------- #
+_NOWHERE = "nonexistent.invalid"  # the .invalid TLD never resolves
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Host names under .invalid do not resolve, at once (no real DNS); every lookup
+    and every sleep is recorded."""
+    lookups, sleeps = [], []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        lookups.append(host)
+        if str(host).endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(_download.time, "sleep", sleeps.append)
+    return lookups, sleeps
+
+
+@pytest.mark.parametrize("error", ["no such host", "network unreachable", "host unreachable"])
+def test_offline_each_mirror_is_tried_once_and_nothing_is_printed(tmp_path, monkeypatch,
+                                                                   capsys, offline, error):
+    lookups, sleeps = offline
+    if error != "no such host":  # the name resolves, but no route leads there
+        code = errno.ENETUNREACH if error == "network unreachable" else errno.EHOSTUNREACH
+
+        def create_connection(address, *args, **kwargs):
+            lookups.append(address[0])
+            raise OSError(code, os.strerror(code))
+
+        monkeypatch.setattr(socket, "create_connection", create_connection)
+    mirrors = [f"https://{_NOWHERE}/a/", f"http://mirror2.{_NOWHERE}/b/"]
+    with pytest.raises(DatasetNotFoundError) as excinfo:
+        _fetch(mirrors=mirrors, n_retries=3, delay=1.0, verbose=True)
+    # One attempt per mirror (not 1 + n_retries), no wait, and the first file's
+    # failure ends the call: the second file is not tried.
+    assert lookups == [_NOWHERE, f"mirror2.{_NOWHERE}"]
+    assert sleeps == []
+    assert capsys.readouterr() == ("", "")  # the error says it, once
+    msg = str(excinfo.value)
+    reason = "Name or service not known" if error == "no such host" else os.strerror(code)
+    assert msg.count(reason) == 2 and all(m + TEST_FILES[0] in msg for m in mirrors)
+    assert not (tmp_path / "sklearn_data").exists()
+
+
+def test_unreachable_mirror_is_passed_over_once_for_all_files(server, tmp_path, capsys,
+                                                              offline):
+    lookups, sleeps = offline
+    _fetch(mirrors=[f"https://{_NOWHERE}/", server.url("good")], n_retries=3,
+           verbose=True)
+    _assert_cache_holds(_cache(tmp_path), TEST_FILES)
+    # Tried for the first file only: it would not resolve for the second either.
+    assert lookups.count(_NOWHERE) == 1 and sleeps == []
+    assert len(server.requests) == 2
+    # Each download is announced once, when the mirror answers; the unreachable
+    # mirror is not mentioned (no progress bar either: tqdm redraws with "\r").
+    err = capsys.readouterr().err
+    assert _NOWHERE not in err
+    lines = [line.rsplit("\r", 1)[-1].strip() for line in err.split("\n")]
+    assert [line for line in lines if line] == [
+        f"Downloading {server.url('good')}{f}" for f in TEST_FILES]
+
+
+@pytest.fixture
+def unavailable_server():
+    """A mirror that answers 503 to every request."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.server.requests.append(self.path)
+            self.send_error(503)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    httpd.requests = []
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def test_server_errors_are_still_retried_n_retries_times(unavailable_server, tmp_path,
+                                                         monkeypatch, capsys):
+    httpd, url = unavailable_server
+    sleeps = []
+    monkeypatch.setattr(_download.time, "sleep", sleeps.append)
+    with pytest.raises(DatasetNotFoundError, match="HTTP error 503"):
+        _fetch(mirrors=[url], n_retries=2, delay=0.5, verbose=True)
+    assert httpd.requests == ["/" + TEST_FILES[0]] * 3 and sleeps == [0.5, 0.5]
+    # Online, each failure of a mirror that answered is reported, on one line.
+    failed = f"  {url}{TEST_FILES[0]}: HTTP error 503: Service Unavailable"
+    assert capsys.readouterr().err.splitlines() == [
+        f"{failed}; retry 1 of 2 in 0.5 s", f"{failed}; retry 2 of 2 in 0.5 s", failed]
+    assert not (tmp_path / "sklearn_data").exists()

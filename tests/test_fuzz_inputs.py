@@ -22,8 +22,8 @@ GOOD_PARAMS = dict(max_epochs=1, random_state=0, validation_fraction=None, batch
 # rejected, False for one that must be accepted, None where it depends on the rest.
 
 
-def _X(rng, nrng, n_features):
-    kind = rng.choice(["good", "shape", "dtype", "values", "list"])
+def _X(rng, nrng, n_features, fuzz=True):
+    kind = rng.choice(["shape", "dtype", "values", "list"]) if fuzz else "good"
     if kind == "good":
         return nrng.rand(40, n_features).astype(np.float32), False
     if kind == "shape":
@@ -43,15 +43,15 @@ def _X(rng, nrng, n_features):
         return X, True if not np.isfinite(value) else None
     width = rng.choice([n_features - 1, n_features, n_features + 1])
     X = [[rng.random() for _ in range(width)] for _ in range(rng.choice([1, 40]))]
-    return X, None
+    return X, False if (width, len(X)) == (n_features, 40) else None
 
 
-def _y(rng, n):
+def _y(rng, n, fuzz=True):
     base = np.arange(n) % 4
-    if rng.random() < 0.3:
+    if not fuzz:
         return base, False if n > 1 else None  # one sample is one class: fit refuses it
     return rng.choice([
-        (base, False if n > 1 else None),  # one sample is one class: fit refuses it
+        (base, False if n > 1 else None),
         (base.astype(str), None),  # labels a model fitted on ints does not know
         (base + 0.5, True),  # continuous
         (None, True),
@@ -63,14 +63,17 @@ def _y(rng, n):
     ])
 
 
-def _weights(rng, n):
-    return rng.choice([(np.ones(n), False), (np.ones(3), True if n != 3 else False),
+def _weights(rng, n, fuzz=True):
+    if not fuzz:
+        return np.ones(n), False
+    return rng.choice([(np.ones(3), True if n != 3 else False),
                        (-np.ones(n), True if n else None), ("w", True)])
 
 
-def _params(rng):
+def _params(rng, fuzz=True):
+    if not fuzz:
+        return {}, False
     return rng.choice([
-        ({}, False),
         ({"image_shape": (8, 8)}, None),
         ({"image_shape": rng.choice([(-8, -8), (8.5, 8), (64,), (1, 1, 1, 64), "88"])}, True),
         ({"random_shift": rng.choice([3, 8])}, None), ({"random_shift": 100}, True),
@@ -112,11 +115,14 @@ def test_random_bad_inputs_are_rejected_cleanly_and_change_nothing():
         method = rng.choice(["fit", "fit_weighted", "warm_fit", "partial_fit",
                              "predict_proba"])
         on_fitted = method in ("warm_fit", "partial_fit", "predict_proba") or rng.random() < 0.5
-        X, X_bad = _X(rng, nrng, 64)
+        # One input at a time is fuzzed (or none), the others are good: a bad input is
+        # then rejected for its own sake, not for a worse one beside it.
+        fuzzed = rng.choice(["X", "X", "y", "weight", "params", "none"])
+        X, X_bad = _X(rng, nrng, 64, fuzzed == "X")
         n = len(X)
-        y, y_bad = _y(rng, n)
-        weight, weight_bad = _weights(rng, n)
-        params, params_bad = _params(rng) if method != "predict_proba" else ({}, False)
+        y, y_bad = _y(rng, n, fuzzed == "y")
+        weight, weight_bad = _weights(rng, n, fuzzed == "weight")
+        params, params_bad = _params(rng, fuzzed == "params" and method != "predict_proba")
         clf = pickle.loads(pickled) if on_fitted else LeNet5Classifier(**GOOD_PARAMS)
         clf.set_params(**params, warm_start=method == "warm_fit")
         if method == "predict_proba":

@@ -481,28 +481,36 @@ def test_sigints_at_random_moments_either_complete_or_change_nothing(data):
 
 def test_a_sigint_during_the_first_fit_of_a_process_never_breaks_later_fits():
     """Ctrl-C early in a process's first fit lands in the lazy imports of torch
-    (sympy, torch._dynamo, 2-3 s); an import cut short there used to leave them
+    (sympy, torch._dynamo: 2-3 s); an import cut short there used to leave sympy
     half-initialised and every later fit raising AttributeError until a restart.
-    Fresh processes, each interrupted at another moment, then fit again."""
+    Fresh processes get a real SIGINT as torch starts to import one of those
+    modules (or at a moment of the clock), and must then fit again."""
     from pathlib import Path
 
     script = textwrap.dedent("""
-        import os, signal, sys, threading, time
+        import importlib.abc, os, signal, sys, threading, time
         from sklearn.datasets import load_digits
         from sklenet import LeNet5Classifier
 
+        class CtrlCAtImport(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name == sys.argv[1]:
+                    sys.meta_path.remove(self)
+                    os.kill(os.getpid(), signal.SIGINT)
+
         X, y = load_digits(return_X_y=True)
         X, y = X[:200], y[:200]
-        timer = threading.Timer(float(sys.argv[1]), os.kill, (os.getpid(), signal.SIGINT))
-        timer.start()
+        if sys.argv[1] == "clock":
+            threading.Timer(0.4, os.kill, (os.getpid(), signal.SIGINT)).start()
+        else:
+            sys.meta_path.insert(0, CtrlCAtImport())
         try:
             try:
                 LeNet5Classifier(max_epochs=1, random_state=0).fit(X, y)
                 print("completed")
             except KeyboardInterrupt:
                 print("interrupted")
-            timer.join()
-            time.sleep(0.1)
+            time.sleep(0.5)
         except KeyboardInterrupt:  # the signal came after the fit returned
             print("late")
         clf = LeNet5Classifier(max_epochs=1, random_state=0).fit(X, y)
@@ -510,15 +518,14 @@ def test_a_sigint_during_the_first_fit_of_a_process_never_breaks_later_fits():
     """)
     repo = Path(__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=str(repo), OMP_NUM_THREADS="1")
-    delays = ("0.2", "0.4", "0.7")
-    procs = [subprocess.Popen([sys.executable, "-c", script, delay], stdout=subprocess.PIPE,
+    moments = ("sympy.polys", "torch._dynamo.eval_frame", "clock")
+    procs = [subprocess.Popen([sys.executable, "-c", script, moment], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=env, cwd=repo)
-             for delay in delays]
-    results = [proc.communicate(timeout=600) for proc in procs]
-    firsts = []
-    for proc, (out, err) in zip(procs, results):
+             for moment in moments]
+    for moment, proc in zip(moments, procs):
+        out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-2000:]
-        lines = out.split()
-        assert out.splitlines()[-1] == "second fit True", out + err[-2000:]
-        firsts.append(lines[0])
-    assert "interrupted" in firsts
+        lines = out.splitlines()
+        assert lines[-1] == "second fit True", out + err[-2000:]
+        if moment != "clock":
+            assert lines[0] == "interrupted"
