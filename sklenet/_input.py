@@ -96,8 +96,9 @@ def check_targets(y, name="y"):
             f"{name} must be 1-d labels (n_samples,) or one-hot rows (n_samples, "
             f"n_classes); got an array with shape {array.shape}."
         )
-    if array.dtype == object:
-        flat = array.ravel()
+    if array.dtype == object or (array.dtype.kind == "U" and isinstance(y, (list, tuple))):
+        # numpy turns a list of strings and numbers into strings: look at the items.
+        flat = array.ravel() if array.dtype == object else np.asarray(y, dtype=object).ravel()
         missing = np.flatnonzero([v is None or (isinstance(v, float) and v != v)
                                   for v in flat])
         if len(missing):

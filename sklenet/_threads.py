@@ -18,7 +18,9 @@ for each ``fit``/``predict`` call, at most
   ``joblib.cpu_count()`` (CPU affinity, cgroup quotas), as scikit-learn's
   OpenMP estimators do;
 * one thread for steps (a training batch, an inference chunk) of fewer than
-  :data:`MIN_IMAGES_FOR_THREADS` images;
+  :data:`MIN_IMAGES_FOR_THREADS` images, and for calls on fewer than
+  :data:`MIN_IMAGES_TO_MEASURE` images in all (epochs times images), for which
+  watching the CPUs would cost more than a second thread can save;
 * the CPUs that other work leaves idle right now (:func:`idle_cpus`).
 
 On an idle machine with large batches that is what PyTorch's default gives.
@@ -48,13 +50,19 @@ import time
 import torch
 from joblib import cpu_count
 
-__all__ = ["MIN_IMAGES_FOR_THREADS", "idle_cpus", "resolve_n_threads", "torch_threads"]
+__all__ = ["MIN_IMAGES_FOR_THREADS", "MIN_IMAGES_TO_MEASURE", "idle_cpus", "resolve_n_threads",
+           "torch_threads"]
 
 #: A step of fewer images than this runs on one thread: on the idle 2-core AMD
 #: EPYC the README's quick start (batches of 32) took 2.3 s on one thread and
 #: 2.4 s on two, while Fashion-MNIST's batches of 256 gain from a second one
 #: (docs/performance.md).
 MIN_IMAGES_FOR_THREADS = 128
+
+#: A call on fewer images than this (all epochs together) runs on one thread
+#: without watching the CPUs: about half a second of one-thread work, against
+#: the :data:`IDLE_WINDOW` that :func:`idle_cpus` sleeps.
+MIN_IMAGES_TO_MEASURE = 8192
 
 #: How long :func:`idle_cpus` watches the CPUs, in seconds.
 IDLE_WINDOW = 0.05
@@ -129,7 +137,7 @@ def idle_cpus(window=IDLE_WINDOW):
     return idle
 
 
-def resolve_n_threads(n_threads, images_per_step, device="cpu"):
+def resolve_n_threads(n_threads, images_per_step, images_in_all, device="cpu"):
     """The number of PyTorch CPU threads for a call (see the module docstring).
 
     Parameters
@@ -140,6 +148,8 @@ def resolve_n_threads(n_threads, images_per_step, device="cpu"):
         threads allowed, -2: all but one).
     images_per_step : int
         Images in one training batch or inference chunk.
+    images_in_all : int
+        Images the call processes (training: images times epochs).
     device : str or torch.device
         Where the network runs: automatic choice does not touch the CPU
         threads of a CUDA call.
@@ -151,7 +161,8 @@ def resolve_n_threads(n_threads, images_per_step, device="cpu"):
     limit = thread_limit()
     if str(device).startswith("cuda"):
         return torch.get_num_threads()
-    if limit == 1 or images_per_step < MIN_IMAGES_FOR_THREADS:
+    if (limit == 1 or images_per_step < MIN_IMAGES_FOR_THREADS
+            or images_in_all < MIN_IMAGES_TO_MEASURE):
         return 1
     idle = idle_cpus()
     if idle is None:

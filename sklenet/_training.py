@@ -432,7 +432,7 @@ def train_epochs(net, train_set, epochs, dropout_seed, n_threads=None):
     dropouts = [m for m in net.module_.modules() if isinstance(m, SeededDropout)]
     for layer in dropouts:
         layer.generator = generator
-    threads = resolve_n_threads(n_threads, net.batch_size, net.device)
+    threads = resolve_n_threads(n_threads, net.batch_size, len(train_set) * epochs, net.device)
     try:
         with torch_threads(threads):
             net.partial_fit(train_set, epochs=epochs)
@@ -625,7 +625,8 @@ def _forward(net, images, amp_dtype, flip=False, n_threads=None):
     ``n_threads``: the estimator's (see :func:`sklenet._threads.resolve_n_threads`).
     """
     module = net.module_.eval()
-    threads = resolve_n_threads(n_threads, min(len(images), INFERENCE_CHUNK), net.device)
+    threads = resolve_n_threads(n_threads, min(len(images), INFERENCE_CHUNK), len(images),
+                                net.device)
     # cuDNN chooses its algorithm by batch shape: on CUDA every chunk has the
     # same shape, so a prediction does not depend on the batch it came in.
     cuda = str(net.device).startswith("cuda")

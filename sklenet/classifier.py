@@ -294,9 +294,10 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         ``torch.set_num_threads``, threadpoolctl limits, joblib's limits in
         its workers; capped by ``joblib.cpu_count()``): one thread for steps
         (batches, inference chunks) of fewer than 128 images, whose kernels
-        are too short to share, and else no more than the CPUs idle at the
-        start of the call, since on busy cores each extra thread makes every
-        kernel wait for a descheduled one. An int is used as given; ``-1``
+        are too short to share, and for calls on fewer than 8,192 images (all
+        epochs together); else no more than the CPUs idle at the start of the
+        call (watched for 50 ms), since on busy cores each extra thread makes
+        every kernel wait for a descheduled one. An int is used as given; ``-1``
         means the limit, ``-2`` one less. The caller's thread count is
         restored after each call. The thread count changes the order of the
         sums, hence the last bits of the weights: pin it for bit-identical
@@ -607,12 +608,13 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                 validation_data, X.shape[1], image_shape, classes, one_hot
             )
             warn_if_scaled_differently(X[train_idx], X_val)
-            w_val = self._weights(w_val, X_val, y_val, class_weights)
             rows = np.arange(len(X_val))
+            weight_val = self._weights(w_val, X_val, y_val, class_weights)
             self._require_loss_weight(
-                w_val, rows, None if w_val is None else w_val,
-                "every sample of validation_data, whose loss is then undefined")
-            valid = (X_val, y_val, rows, w_val)
+                weight_val, rows, w_val,
+                "every sample of validation_data, whose loss is then undefined",
+                weight_name="the weights of validation_data")
+            valid = (X_val, y_val, rows, weight_val)
         self.image_shape_ = image_shape
         self.classes_ = classes
         self._one_hot = one_hot
@@ -742,12 +744,13 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
             weight = scale_loss_weights(weight * scale_loss_weights(class_weights)[y])
         return weight
 
-    def _require_loss_weight(self, weight, rows, sample_weight, where):
+    def _require_loss_weight(self, weight, rows, sample_weight, where,
+                             weight_name="sample_weight"):
         """Raise a ValueError naming the weights unless some sample of ``rows``
         keeps a nonzero loss weight (a weighted mean over zero weights is undefined)."""
         if has_loss_weight(weight, rows):
             return
-        names = [name for name, value in (("sample_weight", sample_weight),
+        names = [name for name, value in ((weight_name, sample_weight),
                                           ("class_weight", self.class_weight))
                  if value is not None]
         raise ValueError(

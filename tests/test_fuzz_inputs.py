@@ -82,6 +82,7 @@ def _params(rng, fuzz=True):
         ({"class_weight": "balanced"}, False),
         ({"class_weight": rng.choice([{0: 2.0}, {99: 1.0}])}, None),
         ({"optimizer": "adamw"}, False),
+        ({"lr": 1e30}, None),  # diverges: refused after the data was read
         ({"optimizer": rng.choice([torch.optim.LBFGS, int])}, True),
     ])
 
@@ -115,14 +116,15 @@ def test_random_bad_inputs_are_rejected_cleanly_and_change_nothing():
         method = rng.choice(["fit", "fit_weighted", "warm_fit", "partial_fit",
                              "predict_proba"])
         on_fitted = method in ("warm_fit", "partial_fit", "predict_proba") or rng.random() < 0.5
-        # One input at a time is fuzzed (or none), the others are good: a bad input is
-        # then rejected for its own sake, not for a worse one beside it.
-        fuzzed = rng.choice(["X", "X", "y", "weight", "params", "none"])
-        X, X_bad = _X(rng, nrng, 64, fuzzed == "X")
+        # Mostly one input at a time is fuzzed, the others are good: a bad input is then
+        # rejected for its own sake, not for a worse one beside it. Two at a time make
+        # calls that fail late, after the data was read (other X, then a bad y or lr).
+        fuzzed = rng.sample(["X", "X", "y", "weight", "params"], rng.choice([0, 1, 1, 1, 2]))
+        X, X_bad = _X(rng, nrng, 64, "X" in fuzzed)
         n = len(X)
-        y, y_bad = _y(rng, n, fuzzed == "y")
-        weight, weight_bad = _weights(rng, n, fuzzed == "weight")
-        params, params_bad = _params(rng, fuzzed == "params" and method != "predict_proba")
+        y, y_bad = _y(rng, n, "y" in fuzzed)
+        weight, weight_bad = _weights(rng, n, "weight" in fuzzed)
+        params, params_bad = _params(rng, "params" in fuzzed and method != "predict_proba")
         clf = pickle.loads(pickled) if on_fitted else LeNet5Classifier(**GOOD_PARAMS)
         clf.set_params(**params, warm_start=method == "warm_fit")
         if method == "predict_proba":

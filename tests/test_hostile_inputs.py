@@ -164,6 +164,7 @@ def test_divergence_in_the_last_step_of_an_epoch_is_caught(data):
     (np.r_[np.arange(10.0), np.inf], "classes contains infinity"),
     (list(range(10)) + [None], "classes has missing labels"),
     (np.array([1, "a"], dtype=object), "classes mixes strings"),
+    ([1, "a"], "classes mixes strings"),  # a list numpy would turn into strings
     (np.arange(10).reshape(2, 5), "classes must be a 1-d array"),
     (5, "classes must be a 1-d array"),
 ])

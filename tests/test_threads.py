@@ -39,9 +39,11 @@ def torch_threads_2():
 
 @pytest.fixture
 def idle(monkeypatch):
-    """Pretend that ``n`` CPUs are idle."""
+    """Pretend that ``n`` CPUs are idle, and that the test's small fits are
+    large enough to look at them."""
     def set_idle(n):
         monkeypatch.setattr(_threads, "idle_cpus", lambda window=None: n)
+        monkeypatch.setattr(_threads, "MIN_IMAGES_TO_MEASURE", 0)
     return set_idle
 
 
@@ -112,6 +114,16 @@ def test_auto_uses_one_thread_when_other_work_keeps_the_cores_busy(
     assert torch.get_num_threads() == 2
 
 
+def test_auto_does_not_watch_the_cpus_for_small_calls(digits, torch_threads_2, monkeypatch):
+    # 300 images, one epoch: watching the CPUs would cost more than it saves.
+    def watched(window=None):
+        raise AssertionError("idle_cpus called")
+    monkeypatch.setattr(_threads, "idle_cpus", watched)
+    clf, seen = _fit_recording(digits[0][:300], digits[1][:300], batch_size=256)
+    assert seen == [1]
+    assert set(_predict_recording(clf, digits[0])) == {1}
+
+
 def test_auto_never_exceeds_the_callers_limit(digits, idle):
     X, y = digits[0][:300], digits[1][:300]
     idle(64.0)
@@ -131,6 +143,7 @@ def test_auto_never_exceeds_the_callers_limit(digits, idle):
 def _fit_in_worker(X, y):
     # Simulate an idle machine: only the worker's limit can keep it at one thread.
     _threads.idle_cpus = lambda window=None: 64.0
+    _threads.MIN_IMAGES_TO_MEASURE = 0
     _, seen = _fit_recording(X, y, batch_size=256)
     return seen, torch.get_num_threads()
 
@@ -182,3 +195,13 @@ def test_idle_cpus_counts_this_process_cpus():
     if idle is None:  # pragma: no cover - not Linux
         pytest.skip("no /proc/stat")
     assert 0.0 <= idle <= len(_threads.os.sched_getaffinity(0)) + 1e-9
+
+
+def test_nested_thread_settings_restore_in_order(torch_threads_2):
+    # A prediction inside a training callback: the inner call must give the
+    # outer one its count back, not the caller's.
+    with _threads.torch_threads(1):
+        with _threads.torch_threads(2):
+            assert torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
