@@ -160,30 +160,37 @@ class NonFiniteTrainingError(ValueError):
 class FiniteTraining(Callback):
     """Stop training with :class:`NonFiniteTrainingError` once it diverges.
 
-    Checks the loss of every training batch and, at the end of each epoch,
-    the weights (the last optimizer step of an epoch has no loss after it).
-    Sample and class weights cannot cause it: they are scaled into float32's
-    range and the loss is their weighted mean. Raising ends the training call
-    like any other error, so the estimator keeps the model it had instead of a
-    network that predicts NaN.
+    Checks the loss of every training batch, and at the end of each epoch the
+    weights and the output on the epoch's last batch: the last optimizer step
+    of an epoch has no loss after it, and weights can be finite yet so large
+    that the network's output overflows. Sample and class weights cannot cause
+    it: they are scaled into float32's range and the loss is their weighted
+    mean. Raising ends the training call like any other error, so the
+    estimator keeps the model it had instead of a network that predicts NaN.
     """
 
     def on_epoch_begin(self, net, **kwargs):
         self.batches_ = 0
+        self.last_batch_ = None
 
-    def on_batch_end(self, net, training=False, loss=None, **kwargs):
+    def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
         if not training:
             return
         self.batches_ += 1
+        self.last_batch_ = batch
         if loss is not None and not math.isfinite(loss.item()):
             self._fail(net, f"the training loss became {loss.item()} in batch "
                             f"{self.batches_} of epoch {len(net.history)}")
 
     def on_epoch_end(self, net, **kwargs):
+        batch, self.last_batch_ = self.last_batch_, None
         with torch.no_grad():
             finite = all(bool(p.isfinite().all()) for p in net.module_.parameters())
         if not finite:
             self._fail(net, f"the network's weights became NaN or infinite in epoch "
+                            f"{len(net.history)}")
+        if batch is not None and not bool(net.evaluation_step(batch).isfinite().all()):
+            self._fail(net, f"the network's output became NaN or infinite in epoch "
                             f"{len(net.history)}")
 
     @staticmethod

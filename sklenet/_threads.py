@@ -55,8 +55,9 @@ __all__ = ["MIN_IMAGES_FOR_THREADS", "MIN_IMAGES_TO_MEASURE", "idle_cpus", "reso
 
 #: A step of fewer images than this runs on one thread: on the idle 2-core AMD
 #: EPYC the README's quick start (batches of 32) took 2.3 s on one thread and
-#: 2.4 s on two, while Fashion-MNIST's batches of 256 gain from a second one
-#: (docs/performance.md).
+#: 2.4 s on two. Larger steps keep PyTorch's default on idle CPUs: where a
+#: second thread starts to pay was not measured (the machine was never idle
+#: while this was written; docs/performance.md).
 MIN_IMAGES_FOR_THREADS = 128
 
 #: A call on fewer images than this (all epochs together) runs on one thread

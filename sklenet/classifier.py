@@ -139,6 +139,9 @@ def _draw_seed(random_state):
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _usable_optimizer(optimizer):
     """Whether the optimizer class ``optimizer`` can train LeNet5Classifier's network:
     a ``torch.optim.Optimizer`` that takes ``lr`` and ``weight_decay``, works on
@@ -667,6 +670,15 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
                     f"torch.optim.Optimizer subclass that takes lr and weight_decay and "
                     f"whose step() needs no closure (LBFGS, Rprop and SparseAdam, which "
                     f"needs sparse gradients, do not fit); got {self.optimizer!r}."
+                )
+        for param in ("lr", "weight_decay"):
+            # The weights are float32: torch cannot even apply a larger rate (SGD
+            # raises a RuntimeError), and any step with it would overflow them.
+            if getattr(self, param) > _FLOAT32_MAX:
+                raise InvalidParameterError(
+                    f"The '{param}' parameter of {name} must be at most {_FLOAT32_MAX:.3g}, "
+                    f"the largest float32 (the network's weights are float32); got "
+                    f"{getattr(self, param)!r}."
                 )
         if isinstance(self.class_weight, dict):
             bad = {label: weight for label, weight in self.class_weight.items()

@@ -107,6 +107,15 @@ def test_temperature_follows_the_validation_weights(split):
     assert abs(clf.temperature_ - unweighted.temperature_) > 1e-3
 
 
+def test_temperature_is_fitted_on_the_logits_predict_proba_uses(split):
+    # Test-time flips average each image's logits with its mirror image's: the
+    # temperature must be fitted on those, not on the plain logits.
+    X, y, X_val, y_val = split
+    clf = LeNet5Classifier(test_time_flip=True, **FAST).fit(
+        X, y, validation_data=(X_val, y_val))
+    assert_minimizes_log_loss(clf, X_val, y_val)
+
+
 @pytest.mark.parametrize("fraction", [0, None])
 def test_no_validation_split_means_no_calibration(digits, fraction):
     X, y = digits

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
+from sklearn.metrics import log_loss
+from sklearn.utils import compute_class_weight
 from skorch.callbacks import Callback
 
 from sklenet import LeNet5Classifier
@@ -164,3 +166,131 @@ def test_ema_decay_keeps_the_running_average_of_the_weights(tagged, decay):
     # The averaged weights are the ones that predict.
     plain = LeNet5Classifier(**params).fit(X, y)
     assert not np.array_equal(clf.predict_proba(X), plain.predict_proba(X))
+
+
+# ------------------------------------------- survivors of benchmarks/mutation_pass.py
+
+def test_validation_reports_the_plain_log_loss_not_the_smoothed_one(digits):
+    X, y = digits
+    # calibration=None and float32: predict_proba then gives the probabilities
+    # validation scored (validation runs in the training precision).
+    clf = LeNet5Classifier(max_epochs=1, label_smoothing=0.3, calibration=None,
+                           precision="float32", random_state=0)
+    clf.fit(X[:300], y[:300], validation_data=(X[300:500], y[300:500]))
+    expected = log_loss(y[300:500], clf.predict_proba(X[300:500]), labels=clf.classes_)
+    assert clf.history_[-1]["valid_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+class LRRecorder(Callback):
+    """The learning rate of every training step, as the optimizer runs it."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.lrs = []
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if training:
+            self.lrs.append(net.optimizer_.param_groups[0]["lr"])
+
+
+def test_onecycle_schedule_spans_every_training_step(tagged):
+    from sklenet._callbacks import onecycle_lr
+
+    X, y = tagged
+    recorder = LRRecorder()
+    clf = LeNet5Classifier(max_epochs=2, lr=1e-2, lr_schedule="onecycle", random_state=0,
+                           callbacks=[recorder]).fit(X, y)
+    steps = 2 * math.ceil(0.8 * N / clf.batch_size_)  # the last batch of an epoch is partial
+    assert len(recorder.lrs) == steps
+    np.testing.assert_allclose(recorder.lrs, [onecycle_lr(t, steps, 1e-2) for t in range(steps)])
+    assert min(recorder.lrs[:-1]) > 0  # only the very last step reaches 0
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_features_are_the_f6_activations(digits, activation):
+    X, y = digits
+    clf = LeNet5Classifier(max_epochs=1, random_state=0, activation=activation).fit(X, y)
+    captured = []
+    hook = clf.net_.module_.lenet5.f6.register_forward_hook(
+        lambda layer, inputs, output: captured.append(output.detach().double()))
+    try:
+        clf.predict_proba(X[:50])
+    finally:
+        hook.remove()
+    pre = captured[0][:50].numpy()  # inference pads a chunk to 64 images
+    expected = np.tanh(pre) if activation == "tanh" else np.maximum(pre, 0)
+    np.testing.assert_allclose(clf.extract_features(X[:50]), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_early_stopping_watches_the_validation_loss(digits):
+    X, y = digits
+    # Validation labels at random: the validation loss rises as the training loss
+    # falls, so only early stopping on the validation loss stops early.
+    y_val = np.random.RandomState(0).permutation(y[300:600])
+    clf = LeNet5Classifier(max_epochs=20, early_stopping=True, patience=2, calibration=None,
+                           precision="float32", random_state=0)
+    clf.fit(X[:300], y[:300], validation_data=(X[300:600], y_val))
+    losses = [row["valid_loss"] for row in clf.history_]
+    assert clf.n_iter_ < 20
+    best = int(np.argmin(losses))
+    assert best == clf.n_iter_ - 1 - 2
+    # The weights kept are those of the best epoch.
+    kept = log_loss(y_val, clf.predict_proba(X[300:600]), labels=clf.classes_)
+    assert kept == pytest.approx(losses[best], rel=1e-5)
+
+
+class BatchRecorder(Callback):
+    """Row numbers (see ``tagged``), targets and sample weights of every training batch."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.rows, self.targets, self.weights = [], [], []
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if not training:
+            return
+        X, targets = batch
+        images = X["X"] if isinstance(X, dict) else X
+        self.rows += images[:, 0, 0, 0].cpu().double().numpy().astype(int).tolist()
+        self.targets += targets.cpu().numpy().tolist()
+        if isinstance(X, dict):
+            self.weights += X["sample_weight"].cpu().double().numpy().tolist()
+
+
+def test_balanced_class_weights_count_the_training_rows_only(tagged):
+    X, y = tagged
+    recorder = BatchRecorder()
+    clf = LeNet5Classifier(max_epochs=1, random_state=0, validation_fraction=0.3,
+                           class_weight="balanced", callbacks=[recorder]).fit(X, y)
+    rows = np.array(recorder.rows)
+    on_train = compute_class_weight("balanced", classes=clf.classes_, y=y[rows])
+    # Up to a common factor: the loss is their weighted mean.
+    ratio = np.array(recorder.weights) / on_train[y[rows]]
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-6)
+    on_all = compute_class_weight("balanced", classes=clf.classes_, y=y)
+    assert not np.allclose(on_train, on_all)  # the two differ on this split
+
+
+def test_a_continued_fit_shuffles_anew(tagged):
+    X, y = tagged
+    recorder = BatchRecorder()
+    clf = LeNet5Classifier(max_epochs=1, random_state=0, validation_fraction=None,
+                           callbacks=[recorder]).fit(X, y)
+    first = list(recorder.rows)
+    clf.set_params(warm_start=True).fit(X, y)  # its epoch 2
+    assert sorted(recorder.rows) == sorted(first)
+    assert recorder.rows != first  # not a replay of epoch 1
+
+
+def test_partial_fit_targets_are_the_models_class_indices(tagged):
+    X, y = tagged
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                      "nine"])
+    recorder = BatchRecorder()
+    clf = LeNet5Classifier(random_state=0, callbacks=[recorder])
+    clf.partial_fit(X, names[y], classes=names)
+    some = np.isin(y, [3, 7])  # a batch holding two of the ten classes only
+    clf.partial_fit(X[some], names[y][some])
+    rows = np.array(recorder.rows)
+    expected = np.searchsorted(clf.classes_, names[y][rows])
+    assert np.array_equal(recorder.targets, expected)
+    assert set(recorder.targets) == {list(clf.classes_).index("three"),
+                                     list(clf.classes_).index("seven")}

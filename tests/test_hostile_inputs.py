@@ -131,7 +131,8 @@ def test_class_weight_values_are_validated(data, weight, method):
 # -------------------------------------------------- non-finite training
 
 
-@pytest.mark.parametrize("params", [dict(lr=1e300), dict(weight_decay=1e300, lr=1e-3)])
+@pytest.mark.parametrize("params", [dict(lr=1e38),
+                                    dict(weight_decay=1e38, lr=1e-3, optimizer="sgd")])
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
 def test_diverging_training_raises_and_changes_nothing(data, params, method):
     X, y = data
@@ -148,12 +149,26 @@ def test_diverging_training_raises_and_changes_nothing(data, params, method):
     assert not hasattr(fresh, "net_")
 
 
-def test_divergence_in_the_last_step_of_an_epoch_is_caught(data):
-    """One batch per epoch: the loss of that batch is finite, the step after it is not."""
+@pytest.mark.parametrize("lr", [3e38, 1e37])
+def test_divergence_in_the_last_step_of_an_epoch_is_caught(data, lr):
+    """One batch per epoch: the loss of that batch is finite, the step after it
+    makes the weights infinite (3e38) or so large that the output overflows (1e37)."""
     X, y = data
-    clf = LeNet5Classifier(**FAST, lr=1e300, batch_size=len(y), lr_schedule="constant")
-    with pytest.raises(NonFiniteTrainingError, match="weights became NaN or infinite"):
+    clf = LeNet5Classifier(**FAST, lr=lr, batch_size=len(y), lr_schedule="constant",
+                           precision="float32")
+    with pytest.raises(NonFiniteTrainingError,
+                       match="the network's (weights|output) became NaN or infinite"):
         clf.fit(X, y)
+
+
+@pytest.mark.parametrize("param", ["lr", "weight_decay"])
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_rates_beyond_float32_are_refused(data, param, method):
+    """torch cannot apply them to float32 weights (SGD raised a RuntimeError)."""
+    X, y = data
+    clf = LeNet5Classifier(**FAST, optimizer="sgd", **{param: 1e300})
+    with pytest.raises(InvalidParameterError, match=f"'{param}' parameter.*at most 3.4e"):
+        clf.fit(X, y) if method == "fit" else clf.partial_fit(X, y, classes=np.arange(10))
 
 
 # ------------------------------------------------------------ classes

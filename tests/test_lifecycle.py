@@ -518,7 +518,8 @@ def test_a_sigint_during_the_first_fit_of_a_process_never_breaks_later_fits():
     """)
     repo = Path(__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=str(repo), OMP_NUM_THREADS="1")
-    moments = ("sympy.polys", "torch._dynamo.eval_frame", "clock")
+    # On the code before, a SIGINT as either sympy module started to import broke sympy.
+    moments = ("sympy.polys", "sympy.simplify", "clock")
     procs = [subprocess.Popen([sys.executable, "-c", script, moment], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=env, cwd=repo)
              for moment in moments]
