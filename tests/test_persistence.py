@@ -250,6 +250,7 @@ def test_tampered_metadata(model_file):
 
 @pytest.mark.parametrize("field, value, match", [
     ("classes", [1, 0, 2, 3, 4, 5, 6, 7, 8, 9], "sorted and distinct"),
+    ("classes", [0, 1, 1, 3, 4, 5, 6, 7, 8, 9], "sorted and distinct"),
     ("classes", ["0"] + list(range(1, 10)), "Class label '0' is not an int64"),
     ("classes", list(range(9)) + [2 ** 70], "not an int64"),
     ("classes_kind", ["int"], "kind of class labels"),
@@ -521,6 +522,19 @@ def test_malformed_tensor_table(model_file, entry, value, match):
     header["lenet5.c1.bias"][entry] = value
     _write(model_file, header, data)
     with pytest.raises(ModelFileError, match=match):
+        sklenet.load(model_file)
+
+
+def test_unused_bytes_between_tensors_are_refused(model_file):
+    # Every byte of the data section belongs to exactly one tensor: a gap could
+    # hide anything, even when the digest is recomputed over the tensors.
+    header, data = _read(model_file)
+    last = max((name for name in header if name != "__metadata__"),
+               key=lambda name: header[name]["data_offsets"][0])
+    start, end = header[last]["data_offsets"]
+    header[last]["data_offsets"] = [start + 8, end + 8]
+    _write(model_file, header, data[:start] + b"\0" * 8 + data[start:], rehash=True)
+    with pytest.raises(ModelFileError, match="overlaps or has gaps"):
         sklenet.load(model_file)
 
 
