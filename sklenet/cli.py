@@ -255,8 +255,9 @@ def _add_run_options(run):
                             "each row gives the mean accuracy with the lowest and highest "
                             "(min-max), and the mean times (default: --seed alone)")
     run.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                     help="PyTorch CPU threads (default: PyTorch's choice; 1 is much faster "
-                          "on a machine whose cores are busy with other work)")
+                     help="the most PyTorch CPU threads LeNet-5 may use (default: PyTorch's "
+                          "count); it uses fewer for small batches and when other work "
+                          "keeps the cores busy")
     run.add_argument("--out", metavar="DIR", default="results",
                      help="directory for results.json, results.md and the figures")
     run.add_argument(
