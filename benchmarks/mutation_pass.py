@@ -13,7 +13,7 @@ mutant is *killed* when a test fails (or the run times out), *survived* when all
 
 Run from the repository root::
 
-    python benchmarks/mutation_pass.py --out /tmp/mutation_pass.json
+    python benchmarks/mutation_pass.py              # writes results/mutation_pass.json
     python benchmarks/mutation_pass.py --only M02,M19 --keep   # some mutants, keep the copy
     python benchmarks/mutation_pass.py --only M19 --tests tests/test_engine_contract.py
 
@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,7 +60,8 @@ MUTANTS = [
     ("M04", "sklenet/_training.py",
      "if training:\n            losses = self.criterion_(y_pred, y_true)",
      "if True:\n            losses = self.criterion_(y_pred, y_true)",
-     "validation reports the label-smoothed loss, not the log-loss", [WEIGHTS, CLASSIFIER]),
+     "validation reports the label-smoothed loss, not the log-loss",
+     [WEIGHTS, CLASSIFIER, CONTRACT]),
     ("M05", "sklenet/_training.py",
      "except KeyboardInterrupt as interrupt:\n"
      "            raise UserInterrupt(interrupt) from interrupt",
@@ -78,12 +80,13 @@ MUTANTS = [
      "optimizer='sgd' without its documented momentum 0.9", [OPTIONS, LIFECYCLE, CLASSIFIER]),
     ("M09", "sklenet/_training.py",
      "steps = -(-n_train // batch_size)", "steps = n_train // batch_size",
-     "one-cycle schedule one step short per epoch (floor, not ceil)", [OPTIONS, CLASSIFIER]),
+     "one-cycle schedule one step short per epoch (floor, not ceil)",
+     [OPTIONS, CLASSIFIER, CONTRACT]),
     ("M10", "sklenet/_training.py",
      'monitor="train_loss" if valid_set is None else "valid_loss",',
      'monitor="train_loss",',
      "early stopping watches the training loss despite a validation set",
-     [CLASSIFIER, LIFECYCLE]),
+     [CLASSIFIER, LIFECYCLE, CONTRACT]),
     ("M11", "sklenet/_training.py",
      'net.history.clear()\n    net.history.extend(copy.deepcopy(state["history"]))',
      "net.history.clear()",
@@ -103,7 +106,7 @@ MUTANTS = [
     ("M15", "sklenet/_training.py",
      '["act6"], amp_dtype, n_threads)["act6"]',
      '["f6"], amp_dtype, n_threads)["f6"]',
-     "extract_features returns F6 before its activation", [CLASSIFIER, STATE]),
+     "extract_features returns F6 before its activation", [CLASSIFIER, STATE, CONTRACT]),
     ("M16", "sklenet/_training.py",
      "nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)",
      "nn.init.kaiming_uniform_(layer.weight, a=0, generator=generator)",
@@ -172,7 +175,7 @@ MUTANTS = [
      "indices = np.searchsorted(classes, found)[indices]",
      "indices = indices",
      "labels of a partial_fit batch indexed by the batch's classes, not the model's",
-     [CLASSIFIER, LIFECYCLE]),
+     [CLASSIFIER, LIFECYCLE, CONTRACT]),
     ("M32", "sklenet/_input.py",
      "    return classes[indices]", "    return classes[::-1][indices]",
      "wrong class order in decode", [CLASSIFIER, PERSISTENCE]),
@@ -264,6 +267,12 @@ def check_import(copy):
     return out
 
 
+def _default_sigint():
+    # A background job (``nohup ... &``) ignores SIGINT, and so would the tests'
+    # own Ctrl-C: give the child the default disposition back.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_pytest(copy, tests, deselect, timeout, extra=()):
     cmd = [sys.executable, "-m", "pytest", *tests, "-x", "-q", "-p", "no:cacheprovider",
            "-W", "ignore::pytest.PytestUnraisableExceptionWarning", *extra]
@@ -272,7 +281,7 @@ def run_pytest(copy, tests, deselect, timeout, extra=()):
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, cwd=copy, env=environment(copy), capture_output=True,
-                              text=True, timeout=timeout)
+                              text=True, timeout=timeout, preexec_fn=_default_sigint)
         rc, output = proc.returncode, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as exc:
         rc = "timeout"
@@ -296,7 +305,7 @@ def fails_unmutated(copy, nodes, timeout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="mutation_pass.json")
+    parser.add_argument("--out", default=str(ROOT / "results" / "mutation_pass.json"))
     parser.add_argument("--only", help="comma-separated mutant ids")
     parser.add_argument("--tests", help="comma-separated tests instead of each mutant's")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per pytest run")
@@ -354,6 +363,7 @@ def main(argv=None):
             "survived": [r["id"] for r in applied if r["status"] == "survived"],
             "skipped": [r["id"] for r in results if r["status"] == "skipped"],
         }
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"summary": summary, "mutants": results},
                                              indent=1))
         print(json.dumps(summary), flush=True)

@@ -111,6 +111,15 @@ def test_round_trip_gives_identical_predictions(digits, tmp_path, labels):
         assert np.mean(predicted == y) > 0.6
 
 
+def test_unsigned_integer_labels_round_trip(digits, tmp_path):
+    X, y = digits
+    X, y = X[:300], y[:300].astype(np.uint8)
+    clf = _fit(X, y, max_epochs=1)
+    loaded = sklenet.load(sklenet.save(clf, tmp_path / "m.sklenet"))
+    assert np.array_equal(loaded.classes_, np.unique(y))
+    assert np.array_equal(loaded.predict(X), clf.predict(X))
+
+
 @pytest.mark.parametrize("params", [
     {"precision": "bfloat16", "channels_last": False},
     {"channels_last": True, "activation": "relu", "dropout": 0.2},
