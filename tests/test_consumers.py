@@ -27,6 +27,16 @@ from sklearn.svm import SVC
 
 from sklenet import LeNet5Classifier, LeNet5Features
 
+_SKLEARN = tuple(int(part) for part in sklearn.__version__.split(".")[:3] if part.isdigit())
+#: Metadata routing through Pipeline.score came with scikit-learn 1.8, and a
+#: Pipeline routing sample_weight to a transformer's inner fit works from 1.9.1
+#: (tested on the declared floor, 1.7: docs/performance.md, "Tested versions").
+needs_sklearn_1_8 = pytest.mark.skipif(
+    _SKLEARN < (1, 8), reason="metadata routing through Pipeline.score needs scikit-learn>=1.8")
+needs_sklearn_1_9_1 = pytest.mark.skipif(
+    _SKLEARN < (1, 9, 1),
+    reason="a Pipeline routes sample_weight to a transformer's inner fit from scikit-learn 1.9.1")
+
 FAST = dict(max_epochs=1, validation_fraction=None, random_state=0)
 
 
@@ -97,6 +107,7 @@ def test_pipeline_passes_sample_weight_by_step_name(digits, weights):
     assert not np.array_equal(unweighted.predict_proba(X), direct.predict_proba(scaled))
 
 
+@needs_sklearn_1_8
 def test_routed_grid_search_over_a_pipeline_trains_weighted(digits, weights):
     X, y = digits
     RecordingLeNet5.received = []
@@ -122,6 +133,7 @@ def test_routed_grid_search_over_a_pipeline_trains_weighted(digits, weights):
     np.testing.assert_array_equal(search.predict_proba(X), expected.predict_proba(X))
 
 
+@needs_sklearn_1_8
 def test_routing_refuses_weights_nobody_requested(digits, weights):
     # Without set_fit_request, weights are an error, never silently dropped.
     with sklearn.config_context(enable_metadata_routing=True):
@@ -200,6 +212,7 @@ def test_features_output_as_dataframe(digits):
     assert list(out.columns[:2]) == ["lenet5_f6_0", "lenet5_f6_1"]
 
 
+@needs_sklearn_1_9_1
 def test_features_pass_weights_to_the_classifier(digits, weights):
     X, y = digits
     expected = LeNet5Classifier(**FAST).fit(X, y, sample_weight=weights).extract_features(X)
@@ -284,6 +297,8 @@ def test_skops_round_trip(fitted_labels, digits, tmp_path):
 
 # MLflow's sqlite store uses an SQLAlchemy loader that SQLAlchemy deprecates.
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.skipif(_SKLEARN < (1, 8), reason="mlflow>=3.14, the floor this test needs, "
+                    "imports scikit-learn internals that 1.7 lacks")
 def test_mlflow_default_format_round_trip(fitted, digits, tmp_path):
     pytest.importorskip("mlflow")
     import mlflow.sklearn
