@@ -21,8 +21,11 @@ RECIPES = {
         "batch_size": 128,
         "lr": 1e-3,
         "lr_schedule": "cosine",
+        "optimizer": "adam",
+        "weight_decay": 0.0,
         "label_smoothing": 0.0,
         "precision": "float32",
+        "calibration": None,
     },
     "default": {},
     "strong": {
@@ -31,7 +34,7 @@ RECIPES = {
         "random_shift": 1,
         "horizontal_flip": True,
         "random_erasing": 0.3,
-        "label_smoothing": 0.1,
+        "label_smoothing": 0.0,
         "optimizer": "adamw",
         "weight_decay": 0.05,
         "lr": 3e-3,
@@ -67,13 +70,13 @@ def strong_recipe():
     """Parameters of the stronger LeNet-5 recipe (still the 61,706-parameter network).
 
     ReLU and max pooling; random shifts of up to 1 pixel, horizontal flips
-    and random erasing (probability 0.3) of the training images; label
-    smoothing 0.1; AdamW (decoupled weight decay 0.05) with a one-cycle
+    and random erasing (probability 0.3) of the training images; AdamW
+    (decoupled weight decay 0.05) with a one-cycle
     schedule peaking at 3e-3 over 80 epochs of 256 images a batch;
     bfloat16 convolutions where the CPU has them natively
     (``precision="auto"``); predictions averaged over each test image and
-    its mirror image. On Fashion-MNIST it reached 92.65%, 92.64% and 92.70%
-    test accuracy with seeds 0, 1 and 2, in about 330 CPU-seconds at one
+    its mirror image. On Fashion-MNIST it reached 92.54-92.82% (mean 92.68%)
+    test accuracy with seeds 0, 1 and 2, ECE 0.7%, in about 330 CPU-seconds at one
     thread, against about 90.7% for the library default
     (``docs/results.md``). Flips suit clothes; drop ``horizontal_flip`` and
     ``test_time_flip`` for digits.

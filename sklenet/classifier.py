@@ -181,8 +181,9 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
     lr : float, default=6e-3
         Learning rate: the initial one when ``lr_schedule="cosine"``, the peak
         one when ``lr_schedule="onecycle"``.
-    optimizer : {"adam", "adamw", "sgd"} or torch optimizer class, default="adam"
-        ``"sgd"`` uses momentum 0.9. A ``torch.optim.Optimizer`` subclass is
+    optimizer : {"adam", "adamw", "sgd"} or torch optimizer class, default="adamw"
+        ``"adamw"`` is Adam with decoupled weight decay; ``"sgd"`` uses
+        momentum 0.9. A ``torch.optim.Optimizer`` subclass is
         instantiated with ``lr`` and ``weight_decay`` (optimizers whose ``step``
         needs a closure, such as LBFGS, are not supported).
     lr_schedule : {"onecycle", "cosine", "constant"}, default="onecycle"
@@ -192,13 +193,16 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         over the ``max_epochs`` of the ``fit`` (one value per epoch). Every
         ``fit``, a warm-start one included, runs its schedule afresh from
         ``lr``; ``partial_fit`` always trains at ``lr``.
-    weight_decay : float, default=0.0
-        L2 penalty passed to the optimizer.
-    label_smoothing : float in [0, 1), default=0.1
+    weight_decay : float, default=0.05
+        Weight decay passed to the optimizer (decoupled with ``"adamw"``, an
+        L2 penalty with ``"adam"`` and ``"sgd"``).
+    label_smoothing : float in [0, 1), default=0.0
         Label smoothing of the cross-entropy loss: the targets put
         ``1 - label_smoothing`` on the true class and spread
         ``label_smoothing`` evenly over all classes. The reported losses are
         the smoothed ones in training, the plain log-loss in validation.
+        Smoothing makes the network under-confident in a way the temperature
+        of ``calibration`` cannot undo (docs/results.md, "Calibration").
     ema_decay : float in [0, 1), default=0.0
         Keep an exponential moving average of the weights, updated after every
         training step with this decay, and make it the model's weights at the
@@ -429,10 +433,10 @@ class LeNet5Classifier(ClassifierMixin, BaseEstimator):
         max_epochs=9,
         batch_size="auto",
         lr=6e-3,
-        optimizer="adam",
+        optimizer="adamw",
         lr_schedule="onecycle",
-        weight_decay=0.0,
-        label_smoothing=0.1,
+        weight_decay=0.05,
+        label_smoothing=0.0,
         ema_decay=0.0,
         validation_fraction=0.2,
         calibration="temperature",
