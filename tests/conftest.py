@@ -45,6 +45,17 @@ DATA_DIRS = {s.dirname: _find_data(s) for s in (datasets._FASHION_MNIST, dataset
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _ctrl_c_raises():
+    # A shell without job control starts background jobs (`pytest &`) with
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler:
+    # the Ctrl-C tests need Python's own.
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _two_threads():
     # CI machines have 2 cores; more threads than cores only adds noise.
     torch.set_num_threads(min(2, torch.get_num_threads()))
