@@ -114,7 +114,8 @@ def recipe_params(name):
     >>> from sklenet.study import recipe_params
     >>> recipe_params("study")  # doctest: +NORMALIZE_WHITESPACE
     {'activation': 'tanh', 'pooling': 'avg', 'max_epochs': 20, 'batch_size': 128,
-     'lr': 0.001, 'lr_schedule': 'cosine', 'label_smoothing': 0.0, 'precision': 'float32'}
+     'lr': 0.001, 'lr_schedule': 'cosine', 'optimizer': 'adam', 'weight_decay': 0.0,
+     'label_smoothing': 0.0, 'precision': 'float32', 'calibration': None}
     >>> recipe_params("default")
     {}
     """

@@ -84,8 +84,9 @@ def test_digits_quick_end_to_end(digits_run):
     assert [m["n_params"] for m in lenet] == [61706, 61706]
     # Parameters that differ from LeNet5Classifier's defaults.
     assert lenet[0]["params"] == {"pooling": "avg", "max_epochs": 2, "batch_size": 128,
-                                  "lr": 1e-3, "lr_schedule": "cosine", "label_smoothing": 0.0,
-                                  "precision": "float32", "random_state": 0}
+                                  "lr": 1e-3, "lr_schedule": "cosine", "optimizer": "adam",
+                                  "weight_decay": 0.0, "precision": "float32",
+                                  "calibration": None, "random_state": 0}
     assert lenet[1]["params"] == {"max_epochs": 2, "random_state": 0}
     for row in lenet:
         assert len(row["history"]) == 2

@@ -231,7 +231,7 @@ def test_features_pass_weights_to_the_classifier(digits, weights):
 def test_features_grid_search_over_the_network_parameters(digits):
     X, y = digits
     pipe = make_pipeline(LeNet5Features(LeNet5Classifier(**FAST)), LogisticRegression())
-    lrs = [1e-3, 3e-2]
+    lrs = [1e-4, 3e-2]
     search = GridSearchCV(pipe, {"lenet5features__classifier__lr": lrs}, cv=2).fit(X, y)
     # Each candidate scores what the pipeline fitted by hand with its lr scores: the
     # nested parameter reaches the network inside the cloned feature extractor.

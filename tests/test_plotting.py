@@ -122,16 +122,16 @@ def test_misclassified_checks_lengths():
 
 
 def test_loss_curves_say_what_they_measure(fitted):
-    # The default smooths its labels: its training loss is that objective, not the
+    # With label smoothing the training loss is that objective, not the
     # validation's plain log-loss, and the legend must not let it pass for one.
     clf, _, _ = fitted
-    assert clf.label_smoothing > 0
+    assert clf.label_smoothing == 0
     fig = plotting.plot_history(clf, "loss")
     assert [line.get_label() for line in fig.axes[0].get_lines()] == [
-        "training loss (label-smoothed objective)", "validation log-loss"]
-    fig = plotting.plot_history(clf.history_, "loss", label_smoothing=0.0, label="a")
+        "training loss", "validation log-loss"]
+    fig = plotting.plot_history(clf.history_, "loss", label_smoothing=0.1, label="a")
     assert [line.get_label() for line in fig.axes[0].get_lines()] == [
-        "a: training loss", "a: validation log-loss"]
+        "a: training loss (label-smoothed objective)", "a: validation log-loss"]
 
 
 def test_learned_features_use_the_public_interface(fitted, monkeypatch):

@@ -53,7 +53,7 @@ def test_strong_recipe_is_the_measured_one():
     params = study.strong_recipe()
     assert params == {
         "activation": "relu", "pooling": "max", "random_shift": 1, "horizontal_flip": True,
-        "random_erasing": 0.3, "label_smoothing": 0.1, "optimizer": "adamw",
+        "random_erasing": 0.3, "label_smoothing": 0.0, "optimizer": "adamw",
         "weight_decay": 0.05, "lr": 3e-3, "lr_schedule": "onecycle", "batch_size": 256,
         "precision": "auto", "test_time_flip": True, "max_epochs": 80}
     params["lr"] = 1.0  # a copy: the registry is left alone
@@ -76,8 +76,9 @@ def test_every_row_is_built_alike(small_results):
     assert {"history", "label_smoothing", "epochs", "misclassified"} == set(rows[0]) - common
     assert set(rows[1]) == set(rows[2]) == common
     assert rows[0]["params"] == {"pooling": "avg", "max_epochs": 1, "batch_size": 128,
-                                 "lr": 1e-3, "lr_schedule": "cosine", "label_smoothing": 0.0,
-                                 "precision": "float32", "random_state": 0}
+                                 "lr": 1e-3, "lr_schedule": "cosine", "optimizer": "adam",
+                                 "weight_decay": 0.0, "precision": "float32",
+                                 "calibration": None, "random_state": 0}
     assert rows[0]["epochs"] == 1 and len(rows[0]["history"]) == 1
     assert rows[2]["test_loss"] is None  # SVC has no predict_proba
     assert small_results["dataset"]["n_train"] + small_results["dataset"]["n_valid"] == 500
