@@ -436,7 +436,9 @@ class _Deadline:
                 return
 
 
-class _WatchedHTTPConnection(http.client.HTTPConnection):
+class _Watched:
+    """A connection that registers with its deadline before connecting."""
+
     def __init__(self, *args, deadline, **kwargs):
         super().__init__(*args, **kwargs)
         self._deadline = deadline
@@ -446,14 +448,12 @@ class _WatchedHTTPConnection(http.client.HTTPConnection):
         super().connect()
 
 
-class _WatchedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args, deadline, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._deadline = deadline
+class _WatchedHTTPConnection(_Watched, http.client.HTTPConnection):
+    pass
 
-    def connect(self):
-        self._deadline.add(self)
-        super().connect()
+
+class _WatchedHTTPSConnection(_Watched, http.client.HTTPSConnection):
+    pass
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
