@@ -125,3 +125,17 @@ def _test_device():
 def device():
     """The suite's device (:data:`TEST_DEVICE`), for tests that name one."""
     return TEST_DEVICE
+
+
+@pytest.fixture
+def isolated_download_env(tmp_path, monkeypatch):
+    """No user data home, a private scikit-learn data home, no proxies."""
+    from sklenet import _download
+
+    for var in (datasets.DATA_HOME_ENV, _download.DOWNLOAD_TIMEOUT_ENV, "http_proxy",
+                "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "sklearn_data"))
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+    monkeypatch.setattr(_download, "READ_TIMEOUT", 5)

@@ -31,15 +31,8 @@ FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(tmp_path, monkeypatch):
-    """No user data home, a private scikit-learn data home, no proxies."""
-    for var in (datasets.DATA_HOME_ENV, _download.DOWNLOAD_TIMEOUT_ENV, "http_proxy",
-                "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "sklearn_data"))
-    monkeypatch.setenv("no_proxy", "*")
-    monkeypatch.setenv("NO_PROXY", "*")
-    monkeypatch.setattr(_download, "READ_TIMEOUT", 5)
+def _isolated_environment(isolated_download_env):
+    """Every test here runs without the user's data home, cache or proxies."""
 
 
 def _md5(path):

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import sklenet
-from sklenet import LeNet5Classifier, ModelFileError, _atomic_write, _download, _model_file
+from sklenet import LeNet5Classifier, ModelFileError, _atomic_write, _model_file
 from sklenet import datasets
 from sklenet._input import decode_predictions
 from sklenet._labels import MAX_CLASSES, MAX_LABEL_CHARS, MAX_LABEL_LENGTH
@@ -35,15 +35,8 @@ FIFO = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(tmp_path, monkeypatch):
-    """No user data home, a private scikit-learn data home, no proxies."""
-    for var in (datasets.DATA_HOME_ENV, _download.DOWNLOAD_TIMEOUT_ENV, "http_proxy",
-                "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "sklearn_data"))
-    monkeypatch.setenv("no_proxy", "*")
-    monkeypatch.setenv("NO_PROXY", "*")
-    monkeypatch.setattr(_download, "READ_TIMEOUT", 5)
+def _isolated_environment(isolated_download_env):
+    """Every test here runs without the user's data home, cache or proxies."""
 
 
 def _in_thread(call, seconds=10):
